@@ -1,0 +1,115 @@
+"""Build, load and save every model prmrl uses, always as Hugging Face models.
+
+The policy is an ``AutoModelForCausalLM``; the critic, ORM and PRM are
+``AutoModelForTokenClassification`` with ``num_labels=1``: a backbone with a scalar head on every
+token, read at the positions each role needs (every response token for the critic, the last token
+for the ORM, each step's last token for the PRM). A tiny local model and a 7B checkpoint go
+through the same functions; nothing downstream special-cases the tiny one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    LlamaConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from prmrl.models.tokenizer import build_char_tokenizer
+
+
+class ModelPathError(ValueError):
+    """A model or tokenizer path that does not exist or holds no model."""
+
+
+def tiny_llama_config(tokenizer: PreTrainedTokenizerBase, hidden: int = 128, layers: int = 4,
+                      heads: int = 4, intermediate: int = 384, max_positions: int = 512) -> LlamaConfig:
+    """About 0.9M parameters with the character vocabulary."""
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=max_positions,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+
+def build_tiny_policy(seed: int = 0, **size) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A freshly initialised tiny causal LM and its character tokenizer."""
+    tokenizer = build_char_tokenizer()
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_llama_config(tokenizer, **size))
+    return model, tokenizer
+
+
+def _check_path(path: str | os.PathLike) -> None:
+    # A local-looking path that does not exist would otherwise become a hub lookup and a long
+    # network error; say plainly what is missing instead.
+    p = Path(path)
+    looks_local = str(path).startswith((".", "/", "~")) or p.exists() or os.sep in str(path) and len(Path(path).parts) > 2
+    if looks_local and not (p / "config.json").exists():
+        raise ModelPathError(f"no model at '{path}': expected a folder with config.json "
+                             f"(run `prmrl sft` first, or give a Hugging Face model name)")
+
+
+def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
+    _check_path(path)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token is None:  # many real tokenizers ship without one
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_policy(path: str | os.PathLike, dtype: torch.dtype | None = None) -> PreTrainedModel:
+    _check_path(path)
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+
+
+def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None) -> PreTrainedModel:
+    """A backbone with a scalar head per token (critic, ORM, PRM).
+
+    From a causal-LM checkpoint the backbone weights are reused and the head starts fresh
+    (initialised to zero, so a new critic predicts 0 and a new reward model 0.5).
+    """
+    _check_path(path)
+    config = AutoConfig.from_pretrained(str(path))
+    fresh_head = not any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
+    model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
+    if fresh_head:
+        head = model.score if hasattr(model, "score") else model.classifier
+        torch.nn.init.zeros_(head.weight)
+        if getattr(head, "bias", None) is not None:
+            torch.nn.init.zeros_(head.bias)
+    return model
+
+
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None,
+               path: str | os.PathLike) -> None:
+    """Write with ``save_pretrained`` into a temporary folder, then rename: a crash mid-write
+    never leaves a half-written checkpoint under the final name."""
+    from prmrl.runs import atomic_dir
+
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
