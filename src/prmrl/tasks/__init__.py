@@ -1,0 +1,72 @@
+"""A task = problems (train/test), how to prompt for them, and how to grade an answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from prmrl.config import TaskConfig
+
+
+@dataclass
+class Task:
+    name: str
+    train_questions: list[str]
+    train_golds: list[str]
+    test_questions: list[str]
+    test_golds: list[str]
+    prompt: Callable[[str], str]                 # question -> policy input text
+    grade_batch: Callable[[list[str], list[str]], list]   # (responses, golds) -> bool | None each
+    delimiter: str
+    sft_pairs: Callable[[], list[tuple[str, str]]] | None = None
+    test_problems: list | None = None            # task-specific records (arith: step checker)
+    train_problems: list | None = None
+
+
+def arith_config(cfg: TaskConfig):
+    from prmrl.tasks.arith import ArithConfig
+
+    return ArithConfig(min_ops=cfg.min_ops, max_ops=cfg.max_ops, max_start=cfg.max_start,
+                       max_addend=cfg.max_addend, max_factor=cfg.max_factor, max_value=cfg.max_value,
+                       n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.split_seed)
+
+
+def make_task(cfg: TaskConfig, tokenizer=None) -> Task:
+    if cfg.name == "arith":
+        from prmrl.tasks import arith
+
+        train, test = arith.generate_splits(arith_config(cfg))
+        corpus = arith.CorpusConfig(slip_rate=cfg.slip_rate, restate_rate=cfg.restate_rate,
+                                    check_rate=cfg.check_rate)
+        return Task(
+            name="arith",
+            train_questions=[p.question for p in train], train_golds=[p.answer for p in train],
+            test_questions=[p.question for p in test], test_golds=[p.answer for p in test],
+            prompt=arith.prompt,
+            grade_batch=lambda rs, gs: [arith.grade(r, g) for r, g in zip(rs, gs)],
+            delimiter=cfg.step_delimiter,
+            sft_pairs=lambda: arith.sft_corpus(train, corpus),
+            test_problems=test, train_problems=train)
+    return _math_task(cfg, tokenizer)
+
+
+def _math_task(cfg: TaskConfig, tokenizer) -> Task:
+    from prmrl.grading import MathGrader
+    from prmrl.prompts import DEFAULT_SYSTEM_PROMPT, render_prompt
+    from prmrl.tasks.math_data import load_problems
+
+    if tokenizer is None:
+        raise ValueError(f"task '{cfg.name}' renders prompts with the policy's chat template: "
+                         f"a tokenizer is needed")
+    test_split = {"gsm8k": "test", "math": "test", "math500": "test"}[cfg.name]
+    train_name = "math" if cfg.name == "math500" else cfg.name
+    train, _ = load_problems(train_name, "train", path=cfg.train_path, limit=cfg.limit_train)
+    test, _ = load_problems(cfg.name, test_split, path=cfg.test_path, limit=cfg.limit_test)
+    system = cfg.system_prompt if cfg.system_prompt is not None else DEFAULT_SYSTEM_PROMPT
+    grader = MathGrader()
+    return Task(
+        name=cfg.name,
+        train_questions=[p.question for p in train], train_golds=[p.answer for p in train],
+        test_questions=[p.question for p in test], test_golds=[p.answer for p in test],
+        prompt=lambda q: render_prompt(tokenizer, q, system_prompt=system),
+        grade_batch=grader.grade_batch, delimiter=cfg.step_delimiter)

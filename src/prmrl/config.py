@@ -1,0 +1,334 @@
+"""Typed configuration: one dataclass per concern, every default here, validated on load.
+
+A config is YAML (sections as below) plus ``section.field=value`` overrides from the command line.
+Unknown keys and invalid values fail at load with a message naming the key and what is allowed;
+the resolved config is written into every run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key and what is allowed."""
+
+
+@dataclass
+class TaskConfig:
+    name: Literal["arith", "gsm8k", "math", "math500"] = "arith"
+    """which problems: the embedded arithmetic task, or a real math dataset"""
+    step_delimiter: str = "\n"
+    """text that ends a step in a response (real math models often use a blank line)"""
+    # -- arith only --
+    min_ops: int = 2
+    max_ops: int = 3
+    max_start: int = 30
+    max_addend: int = 30
+    max_factor: int = 5
+    max_value: int = 300
+    n_train: int = 20000
+    n_test: int = 500
+    split_seed: int = 1234
+    """seed of the problem generator; fixed so every run sees the same splits"""
+    slip_rate: float = 0.15
+    """SFT corpus: fraction of steps whose result is off (the error carries to the answer)"""
+    restate_rate: float = 0.3
+    check_rate: float = 0.15
+    # -- real math only --
+    train_path: str | None = None
+    """JSONL of training problems (default: the dataset's file under ../shared/data)"""
+    test_path: str | None = None
+    system_prompt: str | None = None
+    """None: the default Qwen2.5-Math system prompt"""
+    limit_train: int | None = None
+    limit_test: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    policy: str | None = None
+    """path or HF name of the initial policy; None: the SFT policy built by `prmrl sft`"""
+    critic: str | None = None
+    """initial critic; None: initialised from the policy with a fresh scalar head"""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 384
+
+
+@dataclass
+class SFTConfig:
+    epochs: float = 0.6
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup_steps: int = 30
+
+
+@dataclass
+class RewardConfig:
+    success_weight: float = 1.0
+    unscorable_reward: float = 0.0
+    """reward given to an answer the grader could not judge (such answers are counted)"""
+    orm: str | None = None
+    """path of an ORM; None: no ORM term"""
+    orm_alpha: float = 1.0
+    prm: str | None = None
+    """path of a PRM; None: no PRM term"""
+    prm_format: Literal["native", "math_shepherd", "qwen_prm"] = "native"
+    prm_alpha: float = 1.0
+    shaping: Literal["none", "normed", "clip", "delta", "clip_delta", "min_form"] = "none"
+    """how per-step PRM scores become per-step rewards (method.md, 'Per-step reward variants')"""
+    eta: float = 0.5
+    """Clip threshold"""
+
+
+@dataclass
+class PPOConfig:
+    iterations: int = 30
+    prompts_per_iteration: int = 64
+    samples_per_prompt: int = 4
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    ppo_epochs: int = 2
+    minibatch_size: int = 64
+    actor_lr: float = 2e-4
+    critic_lr: float = 1e-3
+    gamma: float = 1.0
+    lam: float = 0.95
+    clip_eps: float = 0.2
+    value_clip_eps: float = 0.2
+    kl_beta: float = 0.02
+    kl_estimator: Literal["k1", "k2", "k3", "abs"] = "k1"
+    whiten_advantages: bool = True
+    max_grad_norm: float = 1.0
+    critic_warmup_iterations: int = 0
+    """iterations at the start that update only the critic"""
+
+
+@dataclass
+class EvalConfig:
+    n_problems: int = 500
+    sampling_samples: int = 4
+    """samples per problem at temperature 1 for sampling accuracy and pass@k"""
+    pass_k: list[int] = field(default_factory=lambda: [1, 4])
+    temperature: float = 1.0
+    max_new_tokens: int = 64
+    every: int = 10
+    """evaluate on a held-out subset every N iterations (0: only at the end)"""
+    n_problems_during: int = 200
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    out_dir: str = "runs/demo"
+    threads: int = 0
+    """torch CPU threads (0: leave torch's default)"""
+    progress: bool = True
+    cache_dir: str = "cache"
+    """where SFT policies and reward models are cached for reuse across runs"""
+
+
+@dataclass
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> "Config":
+        _positive(self, "ppo.iterations", "ppo.prompts_per_iteration", "ppo.samples_per_prompt",
+                  "ppo.max_new_tokens", "ppo.ppo_epochs", "ppo.minibatch_size", "sft.batch_size",
+                  "eval.sampling_samples", "eval.max_new_tokens", "task.n_test")
+        for key in ("ppo.gamma", "ppo.lam", "task.slip_rate", "task.restate_rate", "task.check_rate"):
+            v = _get(self, key)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{key}: {v} is not in [0, 1]")
+        if not 0.0 < self.ppo.top_p <= 1.0:
+            raise ConfigError(f"ppo.top_p: {self.ppo.top_p} is not in (0, 1]")
+        if self.ppo.temperature <= 0:
+            raise ConfigError(f"ppo.temperature: must be > 0 (got {self.ppo.temperature})")
+        if self.task.min_ops < 1 or self.task.max_ops < self.task.min_ops:
+            raise ConfigError("task.min_ops/max_ops: need 1 <= min_ops <= max_ops")
+        if any(k < 1 or k > self.eval.sampling_samples for k in self.eval.pass_k):
+            raise ConfigError(f"eval.pass_k: each k must be in [1, eval.sampling_samples="
+                              f"{self.eval.sampling_samples}] (got {self.eval.pass_k})")
+        if self.reward.shaping != "none" and self.reward.prm is None:
+            raise ConfigError(f"reward.shaping: '{self.reward.shaping}' needs reward.prm "
+                              f"(a PRM path); set reward.prm or leave shaping 'none'")
+        if not self.task.step_delimiter:
+            raise ConfigError("task.step_delimiter: must not be empty")
+        return self
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _positive(cfg: Config, *keys: str) -> None:
+    for key in keys:
+        if _get(cfg, key) <= 0:
+            raise ConfigError(f"{key}: must be > 0 (got {_get(cfg, key)})")
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {list(allowed)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):      # YAML 1.1 reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported type {tp}")
+
+
+def _build(cls: type, data: dict, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            raise ConfigError(f"unknown key '{path}'; allowed keys here: {sorted(fields)}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value or {}, path)
+        else:
+            kwargs[key] = _coerce(value, tp, path)
+    return cls(**kwargs)
+
+
+def from_dict(data: dict) -> Config:
+    return _build(Config, data, "").validate()
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override '{text}': expected section.key=value, e.g. ppo.iterations=10")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> Config:
+    """Defaults <- ``base`` <- YAML file <- overrides, validated."""
+    data: dict = _deep_copy(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{p}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections at the top level")
+        _merge(data, loaded)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{text}': '{part}' is not a section")
+        node[parts[-1]] = value
+    try:
+        return from_dict(data)
+    except ConfigError as e:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{e}") from None
+
+
+def _merge(into: dict, new: dict) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def _deep_copy(d: dict) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Field docstrings (the string literal under a field) for `--help`-style listings."""
+    import ast
+    import inspect
+
+    src = inspect.getsource(cls)
+    body = ast.parse(src).body[0].body
+    out = {}
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+            out[a.target.id] = str(b.value.value)
+    return out

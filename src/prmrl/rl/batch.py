@@ -1,0 +1,68 @@
+"""The rollout batch: everything one PPO iteration knows about its B responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class RolloutBatch:
+    """B responses, fields grouped by meaning. T = response length, S = most steps in a row.
+
+    Naming: ``*_scores`` are raw reward-model/grader outputs; ``*_rewards`` are after shaping
+    and weighting; ``token_rewards`` also carries the KL penalty.
+    """
+
+    # -- text and tokens --
+    input_ids: torch.Tensor           # (B, P + T) left-padded prompt, right-padded response
+    attention_mask: torch.Tensor      # (B, P + T)
+    response_mask: torch.Tensor       # (B, T) 1 on response tokens (EOS included)
+    truncated: torch.Tensor           # (B,) bool: hit max_new_tokens without EOS
+    questions: list[str]              # B
+    golds: list[str]                  # B
+    texts: list[str]                  # B decoded responses
+    step_texts: list[list[str]]       # B lists of step texts
+    # -- steps --
+    step_end_index: torch.Tensor      # (B, S) long: response-token index of each step's last token
+    step_mask: torch.Tensor           # (B, S) bool
+    # -- policy quantities at rollout time --
+    old_logprobs: torch.Tensor | None = None   # (B, T)
+    ref_logprobs: torch.Tensor | None = None   # (B, T)
+    old_values: torch.Tensor | None = None     # (B, T)
+    # -- raw scores --
+    success_scores: torch.Tensor | None = None  # (B,) float, NaN where ungradable
+    orm_scores: torch.Tensor | None = None      # (B,) in [0, 1], NaN where unscorable
+    prm_scores: torch.Tensor | None = None      # (B, S) in [0, 1], NaN where unscorable
+    # -- shaped rewards --
+    answer_rewards: torch.Tensor | None = None  # (B,)
+    step_rewards: torch.Tensor | None = None    # (B, S)
+    kl: torch.Tensor | None = None              # (B, T) per-token KL estimate
+    token_rewards: torch.Tensor | None = None   # (B, T) what GAE sees
+    # -- advantages --
+    advantages: torch.Tensor | None = None      # (B, T)
+    returns: torch.Tensor | None = None         # (B, T)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_response(self) -> int:
+        return self.response_mask.shape[1]
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def minibatch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tensors PPO's update needs, for rows ``idx``, trimmed to the longest response."""
+        T = int(self.response_mask[idx].sum(1).max().clamp(min=1))
+        cut = self.n_response - T
+        ids = self.input_ids[idx]
+        am = self.attention_mask[idx]
+        if cut > 0:
+            ids, am = ids[:, :-cut], am[:, :-cut]
+        return {
+            "input_ids": ids, "attention_mask": am,
+            "response_mask": self.response_mask[idx, :T],
+            "old_logprobs": self.old_logprobs[idx, :T], "old_values": self.old_values[idx, :T],
+            "advantages": self.advantages[idx, :T], "returns": self.returns[idx, :T],
+        }

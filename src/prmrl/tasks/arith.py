@@ -1,0 +1,224 @@
+"""The embedded task: multi-step arithmetic word problems, generated from a seed.
+
+A problem is a starting number and a chain of operations ("Start with 37. Multiply by 4. Add 12.
+Subtract 9."). Its reference solution has one step a line (``37*4=148``) and ends with a
+``\\boxed{151}`` line, the same final-answer form real math uses. The SFT corpus adds realistic
+imperfection: optional restatement and check lines (so step counts vary) and arithmetic slips
+that carry through to a wrong answer (so the SFT policy is imperfect and RL has work to do).
+
+The ground-truth step checker gives oracle step labels: a step is right while the chain of
+values it continues is still the problem's true chain.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+from prmrl.answers import extract_boxed
+
+OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+_PHRASES = {"+": ("Add {b}.", "Plus {b}."), "-": ("Subtract {b}.", "Minus {b}."),
+            "*": ("Multiply by {b}.", "Times {b}.")}
+_STEP = re.compile(r"^(?:Check: )?(-?\d+)([+\-*])(\d+)=(-?\d+)$")
+_START = re.compile(r"^Start: (-?\d+)$")
+
+
+@dataclass(frozen=True)
+class ArithConfig:
+    """Knobs of the generator. Defaults give an SFT policy at roughly 60-80% greedy accuracy."""
+
+    min_ops: int = 2
+    max_ops: int = 3
+    max_start: int = 30        # starting number in [2, max_start]
+    max_addend: int = 30       # + and - operands in [1, max_addend]
+    max_factor: int = 5        # * operands in [2, max_factor]
+    max_value: int = 300       # a * is only chosen while the running value stays below this
+    ops: str = "+-*"
+    n_train: int = 20000
+    n_test: int = 500
+    seed: int = 1234           # the split seed: fixed, so train/test never change with run seeds
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    question: str
+    answer: str                # gold final answer (an integer, as text)
+    start: int
+    ops: tuple[tuple[str, int], ...]
+    solution: str              # reference solution, one step a line, ends with \boxed{...}
+
+    def values(self) -> list[int]:
+        """The true chain: start, then the value after each operation."""
+        out = [self.start]
+        for op, b in self.ops:
+            out.append(OPS[op](out[-1], b))
+        return out
+
+
+def _random_problem(rng: random.Random, cfg: ArithConfig) -> tuple[int, tuple[tuple[str, int], ...]]:
+    start = rng.randint(2, cfg.max_start)
+    value, ops = start, []
+    for _ in range(rng.randint(cfg.min_ops, cfg.max_ops)):
+        choices = [o for o in cfg.ops if not (o == "*" and value * 2 > cfg.max_value)
+                   and not (o == "-" and value < 2)]
+        op = rng.choice(choices)
+        if op == "*":
+            b = rng.randint(2, min(cfg.max_factor, max(2, cfg.max_value // max(value, 1))))
+        elif op == "-":
+            b = rng.randint(1, min(cfg.max_addend, value))   # answers stay non-negative
+        else:
+            b = rng.randint(1, cfg.max_addend)
+        value = OPS[op](value, b)
+        ops.append((op, b))
+    return start, tuple(ops)
+
+
+def make_problem(idx: str, start: int, ops: tuple[tuple[str, int], ...], rng: random.Random) -> Problem:
+    words = [f"Start with {start}."] + [rng.choice(_PHRASES[op]).format(b=b) for op, b in ops]
+    values = [start]
+    lines = []
+    for op, b in ops:
+        values.append(OPS[op](values[-1], b))
+        lines.append(f"{values[-2]}{op}{b}={values[-1]}")
+    lines.append(f"\\boxed{{{values[-1]}}}")
+    return Problem(id=idx, question=" ".join(words),
+                   answer=str(values[-1]), start=start, ops=ops, solution="\n".join(lines))
+
+
+def generate_splits(cfg: ArithConfig = ArithConfig()) -> tuple[list[Problem], list[Problem]]:
+    """Fixed, disjoint train and test splits (disjoint by (start, ops)), deterministic per seed."""
+    rng = random.Random(cfg.seed)
+    seen: set = set()
+    problems: list[Problem] = []
+    target = cfg.n_train + cfg.n_test
+    attempts = 0
+    while len(problems) < target:
+        attempts += 1
+        if attempts > 50 * target:
+            raise ValueError(f"arith: cannot draw {target} distinct problems from this config; "
+                             f"widen max_start/max_addend/max_ops or lower n_train/n_test")
+        key = _random_problem(rng, cfg)
+        if key in seen:
+            continue
+        seen.add(key)
+        problems.append(make_problem(f"arith-{len(problems)}", *key, rng))
+    return problems[cfg.n_test:], problems[: cfg.n_test]
+
+
+# ---- prompts -------------------------------------------------------------------------------
+
+def prompt(question: str) -> str:
+    """The policy's input for a question. Reward models see the same text."""
+    return f"{question}\n"
+
+
+# ---- SFT corpus: reference solutions with realistic imperfection -----------------------------
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    slip_rate: float = 0.15      # per computation step: the result is off, and the error carries
+    restate_rate: float = 0.3    # a "Start: 37" line before the first computation
+    check_rate: float = 0.15     # after a step, a "Check: 37*4=148" line repeating it
+    seed: int = 0
+
+
+def _slip(rng: random.Random, value: int) -> int:
+    delta = rng.choice([-10, -2, -1, 1, 2, 10])
+    return value + delta if value + delta >= 0 else value + abs(delta)
+
+
+def sft_solution(problem: Problem, rng: random.Random, cfg: CorpusConfig) -> str:
+    """One solution in the corpus: mostly right, sometimes slipping, with optional extra lines."""
+    lines = []
+    if rng.random() < cfg.restate_rate:
+        lines.append(f"Start: {problem.start}")
+    value = problem.start
+    for op, b in problem.ops:
+        result = OPS[op](value, b)
+        if rng.random() < cfg.slip_rate:
+            result = _slip(rng, result)
+        step = f"{value}{op}{b}={result}"
+        lines.append(step)
+        if rng.random() < cfg.check_rate:
+            lines.append(f"Check: {step}")
+        value = result
+    lines.append(f"\\boxed{{{value}}}")
+    return "\n".join(lines)
+
+
+def sft_corpus(problems: list[Problem], cfg: CorpusConfig = CorpusConfig()) -> list[tuple[str, str]]:
+    """(prompt, response) pairs, one per training problem."""
+    rng = random.Random(cfg.seed)
+    return [(prompt(p.question), sft_solution(p, rng, cfg)) for p in problems]
+
+
+# ---- grading and the ground-truth step checker ---------------------------------------------
+
+def parse_int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    text = text.strip().replace(",", "")
+    return int(text) if re.fullmatch(r"-?\d{1,18}", text) else None
+
+
+def grade(response: str, gold: str) -> bool | None:
+    """True/False on the last boxed integer. A response with no boxed integer gave no answer
+    and is wrong (False); None only when the gold itself is not an integer (a data error)."""
+    want = parse_int(gold)
+    if want is None:
+        return None
+    return parse_int(extract_boxed(response)) == want
+
+
+@dataclass
+class StepVerdict:
+    kind: str                  # "compute" | "check" | "start" | "answer" | "other"
+    arithmetic_ok: bool        # the line's own arithmetic (True for lines with none)
+    label: float               # 1.0 while the solution is still on the true chain, else 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def check_steps(problem: Problem, steps: list[str]) -> list[StepVerdict]:
+    """Oracle labels for a solution's steps.
+
+    A computation step is right when it applies the problem's next operation to the true running
+    value and gets the true result; a check or restatement line is right when what it states is
+    true; the boxed line when it holds the gold answer. Once a step is wrong, every later step is
+    labelled 0 (the prefix can no longer reach the answer), as Math-Shepherd's hard labels would.
+    Lines of any other form are neutral: they keep the label of the prefix before them.
+    """
+    truth = problem.values()
+    ops = list(problem.ops)
+    k = 0                      # operations correctly applied so far
+    alive = True
+    out = []
+    for raw in steps:
+        line = raw.strip()
+        kind, ok, right = "other", True, True
+        if (m := _STEP.match(line)) is not None:
+            a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
+            ok = OPS[op](a, b) == c
+            if line.startswith("Check: "):
+                kind = "check"
+                # A check restates an operation already done, with true values.
+                right = ok and any(truth[i] == a and ops[i] == (op, b) for i in range(k))
+            else:
+                kind = "compute"
+                right = ok and k < len(ops) and a == truth[k] and ops[k] == (op, b)
+                if right:
+                    k += 1
+        elif (m := _START.match(line)) is not None:
+            kind, right = "start", int(m[1]) == problem.start
+        elif (boxed := extract_boxed(line)) is not None:
+            kind, right = "answer", k == len(ops) and parse_int(boxed) == truth[-1]
+        alive = alive and right
+        out.append(StepVerdict(kind=kind, arithmetic_ok=ok, label=1.0 if alive else 0.0))
+    return out
+
+
+def check_step(problem: Problem, previous_steps: list[str], step: str) -> bool:
+    """Whether ``step``, following ``previous_steps``, is right (oracle label of the last step)."""
+    return check_steps(problem, [*previous_steps, step])[-1].label == 1.0

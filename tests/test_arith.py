@@ -1,0 +1,87 @@
+from prmrl.tasks import arith
+
+
+def small_cfg(**kw):
+    return arith.ArithConfig(n_train=300, n_test=50, **kw)
+
+
+def test_splits_are_deterministic_and_disjoint():
+    train1, test1 = arith.generate_splits(small_cfg())
+    train2, test2 = arith.generate_splits(small_cfg())
+    assert [p.question for p in train1] == [p.question for p in train2]
+    assert [p.question for p in test1] == [p.question for p in test2]
+    keys = lambda ps: {(p.start, p.ops) for p in ps}
+    assert not keys(train1) & keys(test1)
+    assert len(train1) == 300 and len(test1) == 50
+    other, _ = arith.generate_splits(small_cfg(seed=99))
+    assert [p.question for p in other] != [p.question for p in train1]
+
+
+def test_generator_respects_config():
+    train, _ = arith.generate_splits(small_cfg(min_ops=4, max_ops=4, ops="+-"))
+    for p in train:
+        assert len(p.ops) == 4 and all(op in "+-" for op, _ in p.ops)
+        assert all(v >= 0 for v in p.values())
+
+
+def test_reference_solution_is_correct_and_boxed():
+    train, _ = arith.generate_splits(small_cfg())
+    for p in train[:50]:
+        lines = p.solution.split("\n")
+        assert lines[-1] == f"\\boxed{{{p.answer}}}"
+        assert len(lines) == len(p.ops) + 1
+        assert arith.grade(p.solution, p.answer) is True
+        assert all(v.label == 1.0 for v in arith.check_steps(p, lines))
+
+
+def test_question_text():
+    rng = __import__("random").Random(0)
+    p = arith.make_problem("x", 37, (("*", 4), ("+", 12), ("-", 9)), rng)
+    assert p.answer == "151"
+    assert p.solution == "37*4=148\n148+12=160\n160-9=151\n\\boxed{151}"
+    assert p.question.startswith("Start with 37.")
+
+
+def test_step_checker_labels():
+    rng = __import__("random").Random(0)
+    p = arith.make_problem("x", 37, (("*", 4), ("+", 12)), rng)
+    labels = lambda steps: [v.label for v in arith.check_steps(p, steps)]
+    assert labels(["37*4=148", "148+12=160", "\\boxed{160}"]) == [1, 1, 1]
+    # a slip: wrong arithmetic, and everything after it is off the true chain
+    assert labels(["37*4=149", "149+12=161", "\\boxed{161}"]) == [0, 0, 0]
+    # right arithmetic, wrong operand (not the problem's operation)
+    assert labels(["37*5=185", "185+12=197", "\\boxed{197}"]) == [0, 0, 0]
+    # restatement and check lines are right when true; repeats of true steps too
+    assert labels(["Start: 37", "37*4=148", "Check: 37*4=148", "148+12=160", "\\boxed{160}"]) == [1] * 5
+    assert labels(["Start: 36", "37*4=148"]) == [0, 0]
+    assert labels(["37*4=148", "Check: 37*4=150"]) == [1, 0]
+    # a check of an operation not done yet is not a check
+    assert labels(["Check: 148+12=160"]) == [0]
+    # neutral filler keeps the prefix label; a wrong final answer is wrong
+    assert labels(["37*4=148", "Step ready.", "148+12=160", "\\boxed{161}"]) == [1, 1, 1, 0]
+    # stopping early: the boxed value must be the final answer
+    assert labels(["37*4=148", "\\boxed{148}"]) == [1, 0]
+    assert arith.check_step(p, ["37*4=148"], "148+12=160") is True
+    assert arith.check_step(p, ["37*4=148"], "148+12=161") is False
+
+
+def test_grade():
+    assert arith.grade("1+1=2\n\\boxed{2}", "2") is True
+    assert arith.grade("\\boxed{3}", "2") is False
+    assert arith.grade("no answer here", "2") is False     # no final answer: wrong
+    assert arith.grade("\\boxed{2", "2") is False          # unclosed (truncated)
+    assert arith.grade("\\boxed{2}", "two") is None         # bad gold: cannot judge
+
+
+def test_corpus_has_slips_and_extra_lines():
+    train, _ = arith.generate_splits(small_cfg())
+    cfg = arith.CorpusConfig(slip_rate=0.2, restate_rate=0.3, check_rate=0.2, seed=1)
+    corpus = arith.sft_corpus(train, cfg)
+    assert len(corpus) == len(train)
+    wrong = sum(arith.grade(r, p.answer) is False for (_, r), p in zip(corpus, train))
+    assert 0.15 < wrong / len(train) < 0.6
+    assert any(r.startswith("Start: ") for _, r in corpus)
+    assert any("Check: " in r for _, r in corpus)
+    n_steps = {len(r.split("\n")) for _, r in corpus}
+    assert len(n_steps) >= 3          # step counts vary
+    assert arith.sft_corpus(train, cfg) == corpus   # deterministic per seed

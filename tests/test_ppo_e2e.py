@@ -1,0 +1,121 @@
+"""End to end on a tiny model: PPO changes parameters, rewards are finite and land on the right
+tokens, and the run folder holds what it should."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+import torch
+
+from prmrl.config import load_config
+from prmrl.models.factory import build_tiny_policy, save_model
+from prmrl.rl.trainer import PPOTrainer, Scorers
+from prmrl.rewards.scorers import SuccessReward
+from prmrl.tasks import arith
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_cfg(tmp_path, *extra):
+    return load_config(None, [
+        "ppo.iterations=2", "ppo.prompts_per_iteration=4", "ppo.samples_per_prompt=2",
+        "ppo.max_new_tokens=24", "ppo.minibatch_size=4", "ppo.ppo_epochs=1",
+        "ppo.actor_lr=1e-3", "eval.every=0", "run.progress=false",
+        f"run.out_dir={tmp_path}/run", f"run.cache_dir={tmp_path}/cache", *extra])
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    model, tok = build_tiny_policy(seed=0, hidden=32, layers=2, heads=2, intermediate=64)
+    path = tmp_path_factory.mktemp("policy") / "p"
+    save_model(model, tok, path)
+    return path
+
+
+def make_trainer(cfg, path, prm=None):
+    from prmrl.models.factory import load_policy, load_scalar_model, load_tokenizer
+
+    tok = load_tokenizer(path)
+    scorers = Scorers(success=SuccessReward(grade=arith.grade), prm=prm)
+    return PPOTrainer(cfg, load_policy(path), load_scalar_model(path), tok, scorers, arith.prompt)
+
+
+def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy):
+    """Success on the last response token, PRM step rewards on each step's last token."""
+    torch.manual_seed(0)
+    def fake_prm(questions, steps):
+        return [[0.25 + 0.5 * (k % 2) for k in range(len(s))] for s in steps]
+    cfg = tiny_cfg(tmp_path, "reward.prm=fake", "reward.shaping=none", "reward.prm_alpha=1.0",
+                   "ppo.kl_beta=0.0")
+    tr = make_trainer(cfg, tiny_policy, prm=fake_prm)
+    b = tr.generate(["Start with 3. Add 4."] * 4, ["7"] * 4)
+    # pretend the policy wrote a known answer, to check placement exactly
+    tok = tr.tok
+    text = "3+4=7\nCheck: 3+4=7\n\\boxed{7}"
+    ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    from prmrl.rl.generation import encode_prompts
+    from prmrl.steps import steps_for_batch
+    p_ids, p_mask = encode_prompts(tok, [arith.prompt("Start with 3. Add 4.")])
+    b.input_ids = torch.cat([p_ids, torch.tensor([ids])], 1)
+    b.attention_mask = torch.ones_like(b.input_ids)
+    b.response_mask = torch.ones(1, len(ids), dtype=torch.long)
+    b.truncated = torch.tensor([False])
+    b.questions, b.golds, b.texts = ["Start with 3. Add 4."], ["7"], [text]
+    st = steps_for_batch(tok, [ids], "\n")[0]
+    b.step_texts = [st.texts]
+    b.step_end_index = torch.tensor([st.end_tokens])
+    b.step_mask = torch.ones(1, 3, dtype=torch.bool)
+    tr.score(b)
+    tr.shape(b)
+    r = b.token_rewards[0]
+    assert torch.isfinite(r).all()
+    ends = st.end_tokens
+    assert [tok.decode([ids[e]]) for e in ends] == ["7", "7", "}"]
+    expected = torch.zeros(len(ids))
+    expected[ends[0]] += 0.25
+    expected[ends[1]] += 0.75
+    expected[ends[2]] += 0.25
+    expected[len(ids) - 1] += 1.0          # success reward on the last token (EOS)
+    assert torch.allclose(r, expected, atol=1e-6), (r, expected)
+
+
+def test_ppo_changes_parameters_and_logs(tmp_path, tiny_policy):
+    from prmrl.pipeline import run_ppo
+
+    cfg = tiny_cfg(tmp_path)
+    from prmrl.models.factory import load_policy
+    before = {k: v.clone() for k, v in load_policy(tiny_policy).state_dict().items()}
+    out = run_ppo(cfg, tiny_policy, tmp_path / "run")
+    after = load_policy(out["policy"]).state_dict()
+    changed = sum(not torch.equal(before[k], after[k]) for k in before)
+    assert changed > len(before) // 2, f"only {changed} of {len(before)} tensors changed"
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [0, 1]
+    for x in lines:
+        assert all(math.isfinite(v) for v in x.values() if isinstance(v, float))
+        assert "rollout/steps_per_answer" in x and "losses/policy" in x
+    assert (tmp_path / "run" / "config.yaml").exists()
+    assert (tmp_path / "run" / "versions.json").exists()
+    assert (tmp_path / "run" / "plots" / "training.png").stat().st_size > 1000
+
+
+def test_success_reward_moves_the_policy_toward_reward(tmp_path):
+    """A few PPO steps on a reward for starting with a digit raise that rate (the policy learns)."""
+    model, tok = build_tiny_policy(seed=1, hidden=32, layers=2, heads=2, intermediate=64)
+    path = tmp_path / "p"
+    save_model(model, tok, path)
+    cfg = tiny_cfg(tmp_path, "ppo.iterations=8", "ppo.samples_per_prompt=16", "ppo.max_new_tokens=2",
+                   "ppo.minibatch_size=64", "ppo.ppo_epochs=2", "ppo.actor_lr=3e-3", "ppo.kl_beta=0.0")
+    rewards = SuccessReward(grade=lambda r, g: r[:1].isdigit())
+    from prmrl.models.factory import load_policy, load_scalar_model
+    tr = PPOTrainer(cfg, load_policy(path), load_scalar_model(path), tok, Scorers(success=rewards),
+                    lambda q: q)
+    rates = []
+    torch.manual_seed(0)
+    for it in range(cfg.ppo.iterations):
+        b, m = tr.iteration(["Say:"] * 8, ["7"] * 8, it)
+        rates.append(m["rollout/success"])
+    assert sum(rates[-2:]) / 2 > sum(rates[:2]) / 2 + 0.15, rates

@@ -1,0 +1,182 @@
+"""PRM/ORM scorers on tiny models: one pass equals per-prefix scoring, padding changes nothing,
+truncation gives None, and training lowers the loss."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer, MistralConfig, MistralForCausalLM
+
+from prmrl.models.factory import load_scalar_model, save_model, tiny_llama_config
+from prmrl.models.tokenizer import build_char_tokenizer
+from prmrl.rm.formats import MathShepherdFormat, NativeFormat
+from prmrl.rm.records import OutcomeRecord, StepLabelRecord
+from prmrl.rm.scoring import ORMScorer, PRMScorer, forward_logits, load_orm, load_prm
+from prmrl.rm.train import orm_training_batch, prm_training_batch, train_reward_model
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spin-waiting
+    # made these tests 50x slower; restore the setting for other modules.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+QUESTIONS = ["12+30=?", "7*6=?", "5-9=?", "1+1=?"]
+ANSWERS = [
+    ["12+30 = 42.", "So 42.", "The answer is 42"],
+    ["7*6 = 42", "Answer: 42"],
+    ["5-9 = -4. Check: -4+9 = 5. Good.", "x", "The answer is -4", "Done."],
+    [],
+]
+
+
+def tiny_scalar_model(tok, seed: int = 0, head_std: float = 1.0):
+    cfg = tiny_llama_config(tok, hidden=32, layers=2, heads=2, intermediate=64)
+    cfg.num_labels = 1
+    torch.manual_seed(seed)
+    model = AutoModelForTokenClassification.from_config(cfg)
+    # A random head of std 0.02 gives every token ~0.5; a larger one makes the comparisons bite.
+    torch.nn.init.normal_(model.score.weight, std=head_std)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def char_setup():
+    tok = build_char_tokenizer()
+    return tiny_scalar_model(tok), tok
+
+
+def test_prm_one_pass_equals_per_prefix(char_setup):
+    model, tok = char_setup
+    scorer = PRMScorer(model, tok, NativeFormat(tok))
+    full = scorer.score(QUESTIONS, ANSWERS, batch_size=3)
+    assert [len(s) for s in full] == [3, 2, 4, 0]
+    assert len({round(x, 4) for s in full for x in s}) > 5  # scores really vary
+    for q, steps, got in zip(QUESTIONS, ANSWERS, full):
+        for k in range(1, len(steps) + 1):
+            (alone,) = scorer.score([q], [steps[:k]])
+            assert alone[-1] == pytest.approx(got[k - 1], abs=1e-5)
+
+
+def test_prm_padding_side_and_batch_size_change_nothing(char_setup):
+    model, tok = char_setup
+    scorer = PRMScorer(model, tok, NativeFormat(tok))
+    ref = scorer.score(QUESTIONS, ANSWERS, batch_size=1)
+    right = copy.copy(tok)
+    right.padding_side = "right"
+    for s in (scorer.score(QUESTIONS, ANSWERS, batch_size=4),
+              PRMScorer(model, right, NativeFormat(right)).score(QUESTIONS, ANSWERS, batch_size=4)):
+        for a, b in zip(s, ref):
+            assert a == pytest.approx(b, abs=1e-5)
+
+
+def test_prm_truncation_gives_none_for_steps_beyond(char_setup):
+    model, tok = char_setup
+    fmt = NativeFormat(tok)
+    full = PRMScorer(model, tok, fmt).score(QUESTIONS[:1], ANSWERS[:1])[0]
+    cut = fmt.encode(QUESTIONS[0], ANSWERS[0]).positions[1] + 1  # keeps steps 1 and 2 exactly
+    short = PRMScorer(model, tok, fmt, max_length=cut).score(QUESTIONS[:1], ANSWERS[:1])[0]
+    assert short[:2] == pytest.approx(full[:2], abs=1e-5) and short[2] is None
+
+
+def test_math_shepherd_one_pass_equals_per_prefix():
+    tok = AutoTokenizer.from_pretrained(str(SHARED / "tokenizers" / "mistral-7b-v0.1"))
+    tok.pad_token = tok.eos_token
+    cfg = MistralConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2)
+    torch.manual_seed(0)
+    model = MistralForCausalLM(cfg)
+    ms_steps = [[f"Step {k + 1}: {s}" for k, s in enumerate(a)] for a in ANSWERS]
+    scorer = PRMScorer(model, tok, MathShepherdFormat(tok))
+    full = scorer.score(QUESTIONS, ms_steps)
+    for q, steps, got in zip(QUESTIONS, ms_steps, full):
+        for k in range(1, len(steps) + 1):
+            assert scorer.score([q], [steps[:k]])[0][-1] == pytest.approx(got[k - 1], abs=1e-5)
+
+
+def test_orm_reads_last_token_under_left_padding(char_setup):
+    model, tok = char_setup
+    assert tok.padding_side == "left"
+    scorer = ORMScorer(model, tok)
+    responses = ["\n".join(a) or "?" for a in ANSWERS]
+    batched = scorer.score(QUESTIONS, responses, batch_size=4)
+    for q, r, got in zip(QUESTIONS, responses, batched):
+        ids = torch.tensor([tok.encode(f"{q}\n{r}")])
+        with torch.no_grad():
+            last = forward_logits(model, ids, torch.ones_like(ids))[0, -1, 0]
+        assert got == pytest.approx(torch.sigmoid(last).item(), abs=1e-5)
+    assert ORMScorer(model, tok, max_length=5).score(QUESTIONS[:1], responses[:1]) == [None]
+
+
+def test_training_batches_place_labels_where_scorers_read(char_setup):
+    _, tok = char_setup
+    fmt = NativeFormat(tok)
+    recs = [StepLabelRecord(q, a, [0.5] * len(a)) for q, a in zip(QUESTIONS, ANSWERS)]
+    batch = prm_training_batch(tok, fmt, recs)
+    width = batch["input_ids"].shape[1]
+    for b, r in enumerate(recs):
+        enc = fmt.encode(r.question, r.steps)
+        off = width - len(enc.input_ids)  # left padding
+        assert batch["label_mask"][b].nonzero().flatten().tolist() == [off + p for p in enc.positions]
+        marked = tok.convert_ids_to_tokens(batch["input_ids"][b][batch["label_mask"][b]].tolist())
+        assert marked == [s[-1] for s in r.steps]
+    ob = orm_training_batch(tok, [OutcomeRecord("Q", "abc", 1.0), OutcomeRecord("QQ", "abcdef", 0.0)])
+    assert ob["label_mask"].sum() == 2 and ob["label_mask"][:, -1].all()
+
+
+def _toy_prm_records() -> list[StepLabelRecord]:
+    # A step ending in "k" is right, in "o" wrong, in "m" half right (a soft label).
+    steps, labels = [None, "so no", "hm"], [1.0, 0.0, 0.5]
+    return [StepLabelRecord(f"{a}+{b}=?", ([f"{a}+{b}=ok"] + steps[1:])[:n], labels[:n])
+            for a in range(4) for b in range(4) for n in [1 + (a + b) % 3]]
+
+
+def test_train_prm_reduces_loss_changes_params_and_is_deterministic():
+    tok = build_char_tokenizer()
+    records = _toy_prm_records()
+    runs = []
+    for _ in range(2):
+        model = tiny_scalar_model(tok, head_std=0.02)
+        before = [p.detach().clone() for p in model.parameters()]
+        logged: list[dict] = []
+        metrics = train_reward_model(model, tok, records, kind="prm", epochs=8, lr=3e-3, batch_size=8,
+                                     seed=1, log_fn=logged.append)
+        runs.append((model, before, metrics, logged))
+    model, before, metrics, logged = runs[0]
+    assert metrics["steps"] == len(logged) == 16 and "losses/bce" in logged[0]
+    assert metrics["loss/last_epoch_mean"] < 0.5 * metrics["loss/first"]
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    assert [x["losses/bce"] for x in logged] == [x["losses/bce"] for x in runs[1][3]]
+    assert not model.training
+
+    scores = PRMScorer(model, tok, NativeFormat(tok)).score(["9+9=?"], [["9+9=ok", "so no", "hm"]])[0]
+    assert scores[0] > 0.8 and scores[1] < 0.2 and 0.3 < scores[2] < 0.7
+
+
+def test_train_orm_and_load_helpers(tmp_path):
+    tok = build_char_tokenizer()
+    model = tiny_scalar_model(tok, head_std=0.02)
+    records = [OutcomeRecord(f"{a}+{a}=?", f"The answer is {2 * a if a % 2 else 2 * a + 1}", float(a % 2))
+               for a in range(10)]
+    before = [p.detach().clone() for p in model.parameters()]
+    metrics = train_reward_model(model, tok, records, kind="orm", epochs=6, lr=3e-3, batch_size=5, seed=0)
+    assert metrics["loss/last_epoch_mean"] < metrics["loss/first"]
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+    save_model(model, tok, tmp_path / "rm")
+    orm = load_orm(tmp_path / "rm")
+    qs, rs = [r.question for r in records], [r.response for r in records]
+    assert orm.score(qs, rs) == pytest.approx(ORMScorer(model, tok).score(qs, rs), abs=1e-5)
+    prm = load_prm(tmp_path / "rm", fmt="native")
+    assert isinstance(prm.fmt, NativeFormat) and len(prm.score(["Q"], [["a", "b"]])[0]) == 2
+    assert isinstance(load_scalar_model(tmp_path / "rm"), torch.nn.Module)
+    with pytest.raises(ValueError, match="unknown PRM format"):
+        load_prm(tmp_path / "rm", fmt="nope")

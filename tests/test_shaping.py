@@ -1,0 +1,129 @@
+"""Step-reward refinements: method.md worked example, edge cases, batched == row-wise, bounds."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prmrl.shaping import SHAPING_METHODS, shape_step_rewards, shape_step_rewards_batch
+
+EXAMPLE = [0.7, 0.2, 0.4, 0.8]
+
+# method.md worked example, eta = 0.5: per-step rewards and their sum
+WORKED = {
+    "none": ([0.7, 0.2, 0.4, 0.8], 2.1),
+    "clip": ([0.0, -0.3, -0.1, 0.0], -0.4),
+    "delta": ([0.5, -0.2, 0.4, 0.0], 0.7),
+    "clip_delta": ([0.3, -0.2, -0.1, 0.0], 0.0),
+}
+
+
+@pytest.mark.parametrize("method", list(WORKED))
+def test_worked_example(method):
+    per_step, total = WORKED[method]
+    out = shape_step_rewards(EXAMPLE, method, eta=0.5)
+    assert out == pytest.approx(per_step)
+    assert sum(out) == pytest.approx(total, abs=1e-12)
+
+
+def test_normed_and_min_form_hand():
+    assert shape_step_rewards(EXAMPLE, "normed") == pytest.approx([0.175, 0.05, 0.1, 0.2])
+    assert shape_step_rewards(EXAMPLE, "min_form") == pytest.approx([0.0, 0.2, 0.0, 0.0])
+    # ties: the minimum goes on the first step attaining it
+    assert shape_step_rewards([0.3, 0.1, 0.1], "min_form") == pytest.approx([0.0, 0.1, 0.0])
+
+
+def test_delta_sums_telescope():
+    scores = [0.9, 0.1, 0.6, 0.3, 0.75]
+    assert sum(shape_step_rewards(scores, "delta")) == pytest.approx(scores[0])
+    clipped_first = min(scores[0] - 0.8, 0.0)
+    assert sum(shape_step_rewards(scores, "clip_delta", eta=0.8)) == pytest.approx(clipped_first)
+
+
+@pytest.mark.parametrize(
+    "method, k0, k1, k2",
+    [
+        ("none", [], [0.3], [0.3, 0.9]),
+        ("normed", [], [0.3], [0.15, 0.45]),
+        ("clip", [], [-0.2], [-0.2, 0.0]),
+        ("delta", [], [0.0], [0.3, 0.0]),
+        ("clip_delta", [], [0.0], [-0.2, 0.0]),
+        ("min_form", [], [0.3], [0.3, 0.0]),
+    ],
+)
+def test_small_k(method, k0, k1, k2):
+    assert shape_step_rewards([], method) == k0
+    assert shape_step_rewards([0.3], method) == pytest.approx(k1)
+    assert shape_step_rewards([0.3, 0.9], method) == pytest.approx(k2)
+
+
+@pytest.mark.parametrize("method", list(SHAPING_METHODS))
+def test_list_in_list_out_tensor_in_tensor_out(method):
+    as_list = shape_step_rewards(EXAMPLE, method)
+    assert isinstance(as_list, list) and all(isinstance(x, float) for x in as_list)
+    scores = torch.tensor(EXAMPLE, dtype=torch.float32)
+    as_tensor = shape_step_rewards(scores, method)
+    assert isinstance(as_tensor, torch.Tensor)
+    assert as_tensor.shape == (4,) and as_tensor.dtype == torch.float32
+    assert as_tensor.tolist() == pytest.approx(as_list, abs=1e-6)
+    assert scores.tolist() == pytest.approx(EXAMPLE)  # input untouched
+    assert shape_step_rewards(torch.tensor([]), method).shape == (0,)
+
+
+def test_unknown_method_names_allowed_values():
+    with pytest.raises(ValueError, match="clip_delta"):
+        shape_step_rewards(EXAMPLE, "clipdelta")
+    with pytest.raises(ValueError, match="clip_delta"):
+        shape_step_rewards_batch(torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool), "bogus")
+    with pytest.raises(ValueError):
+        shape_step_rewards(torch.zeros(2, 2), "none")
+
+
+@pytest.mark.parametrize("method", list(SHAPING_METHODS))
+def test_batch_equals_rowwise_on_ragged_input(method):
+    torch.manual_seed(0)
+    B, S = 7, 6
+    n_steps = [6, 0, 1, 2, 3, 5, 4]
+    step_mask = torch.arange(S).unsqueeze(0) < torch.tensor(n_steps).unsqueeze(1)
+    scores = torch.rand(B, S, dtype=torch.float64)
+    noisy = torch.where(step_mask, scores, torch.full_like(scores, float("nan")))  # padding junk
+    out = shape_step_rewards_batch(noisy, step_mask, method, eta=0.4)
+    assert out.shape == (B, S)
+    for b, n in enumerate(n_steps):
+        row = shape_step_rewards(scores[b, :n].tolist(), method, eta=0.4)
+        assert out[b, :n].tolist() == pytest.approx(row, abs=1e-12)
+        assert (out[b, n:] == 0).all()
+
+
+# --- bounds: extra steps cannot earn more (Gao et al. 2024) ------------------------------
+
+unit = st.floats(0.0, 1.0, allow_nan=False)
+positive = st.floats(0.01, 1.0, allow_nan=False)
+
+
+def extend(base, extra, at_end):
+    """Append ``extra`` at the end, or insert it just before the final step (never before the
+    first step, so the first score is the same)."""
+    pos = len(base) if at_end else max(len(base) - 1, 1)
+    return base[:pos] + extra + base[pos:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    base=st.lists(unit, min_size=1, max_size=8),
+    extra=st.lists(positive, min_size=1, max_size=6),
+    at_end=st.booleans(),
+    eta=unit,
+)
+def test_extra_steps_cannot_raise_bounded_returns(base, extra, at_end, eta):
+    longer = extend(base, extra, at_end)
+    first_clipped = min(base[0] - eta, 0.0)
+
+    assert sum(shape_step_rewards(longer, "clip", eta)) <= 0.0
+    # Delta and Clip-Delta telescope to the first (clipped) score whatever comes after it
+    assert sum(shape_step_rewards(longer, "delta", eta)) == pytest.approx(base[0], abs=1e-9)
+    clip_delta = sum(shape_step_rewards(longer, "clip_delta", eta))
+    assert clip_delta == pytest.approx(first_clipped, abs=1e-9)
+    assert clip_delta <= 1e-12
+    # the naive PRM reward is hackable: more steps with positive scores strictly pay more
+    assert sum(shape_step_rewards(longer, "none")) > sum(shape_step_rewards(base, "none"))
