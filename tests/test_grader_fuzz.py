@@ -64,7 +64,9 @@ responses = st.one_of(
     st.builds(lambda a, n: "Step ready.\n\n" * n + f"\\boxed{{{a}}}", answers,
               st.integers(min_value=0, max_value=20_000)),  # very long output
 )
-golds = st.sampled_from(["72", "\\frac{1}{2}", "(1,2)", "x^2+1", "\\text{Evelyn}", "[0,\\infty)", "3\\sqrt{2}"])
+golds = st.sampled_from(
+    ["72", "\\frac{1}{2}", "(1,2)", "x^2+1", "\\text{Evelyn}", "[0,\\infty)", "3\\sqrt{2}"]
+)
 
 
 @pytest.fixture(scope="module")

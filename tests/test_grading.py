@@ -236,7 +236,8 @@ def test_close_ends_the_workers():
 
 
 def test_grade_from_threads_with_deadline(quick):
-    responses = [HANG] + ["\\boxed{%d}" % i for i in range(20)] + ["\\boxed{\\frac{%d}{2}}" % i for i in range(20)]
+    responses = [HANG] + ["\\boxed{%d}" % i for i in range(20)]
+    responses += ["\\boxed{\\frac{%d}{2}}" % i for i in range(20)]
     golds = ["1"] + [str(i) for i in range(20)] + [str(i / 2) for i in range(20)]
     t = time.monotonic()
     with ThreadPoolExecutor(4) as pool:  # math-verify's signal timeout would raise here

@@ -50,7 +50,8 @@ def test_every_row_loads_or_is_skipped_with_a_count(task, split):
 def test_gsm8k_answers_are_integers_without_commas():
     problems = [p for s in ("train", "test") for p in load_problems("gsm8k", s)[0]]
     assert all(p.answer.lstrip("-").isdigit() for p in problems)
-    raw = [json.loads(line)["answer"] for s in ("train", "test") for line in open(SHARED_DATA / f"gsm8k/{s}.jsonl")]
+    files = [SHARED_DATA / f"gsm8k/{s}.jsonl" for s in ("train", "test")]
+    raw = [json.loads(line)["answer"] for f in files for line in open(f)]
     assert sum("," in a.rsplit("####", 1)[1] for a in raw) == 93  # the README's count, now gone
     assert problems[0].answer == "72" and problems[0].solution is None
 

@@ -30,10 +30,10 @@ class TaskConfig:
     # -- arith only --
     min_ops: int = 2
     max_ops: int = 3
-    max_start: int = 30
-    max_addend: int = 30
-    max_factor: int = 5
-    max_value: int = 300
+    max_start: int = 20
+    max_addend: int = 9
+    max_factor: int = 4
+    max_value: int = 99
     n_train: int = 20000
     n_test: int = 500
     split_seed: int = 1234
@@ -129,6 +129,33 @@ class EvalConfig:
 
 
 @dataclass
+class RMConfig:
+    """Reward-model data, training and Best-of-N evaluation (`prmrl label`, `train-rm`, `bon`)."""
+
+    n_problems: int = 1000
+    """label: training problems to sample answers for"""
+    samples_per_problem: int = 4
+    """label: answers sampled per problem from the policy"""
+    label_source: Literal["auto", "oracle"] = "auto"
+    """PRM step labels: Math-Shepherd-style completions ("auto") or the arith step checker"""
+    completions_per_step: int = 4
+    """auto labels: completions sampled from each step prefix (M)"""
+    soft_labels: bool = True
+    """auto labels: fraction of completions reaching the gold (soft) or any reaching it (hard)"""
+    completer: str | None = None
+    """policy that completes prefixes for auto labels; None: the SFT policy"""
+    temperature: float = 1.0
+    max_new_tokens: int = 64
+    init: str | None = None
+    """backbone the ORM/PRM start from; None: the SFT policy"""
+    epochs: float = 2.0
+    batch_size: int = 64
+    lr: float = 1e-3
+    bon_n: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    bon_problems: int = 500
+
+
+@dataclass
 class RunConfig:
     seed: int = 0
     out_dir: str = "runs/demo"
@@ -147,6 +174,7 @@ class Config:
     reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rm: RMConfig = field(default_factory=RMConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> "Config":

@@ -12,10 +12,11 @@ math-verify's timeouts off, and the caller enforces a per-answer deadline from o
 that passes it is killed and respawned, and that answer grades None ("timeout"). A worker that
 dies grades its answer None ("crash"). Every None is counted in ``MathGrader.stats``.
 
-Model text is untrusted: nothing is ``eval``-ed (math-verify's plain-expression extractor goes
-through sympy's ``parse_expr``, which evals, so only its LaTeX extractor is used); only the tail
-of a long response is read; answers too long or too deeply nested are not parsed; workers run
-under an address-space limit (``RLIMIT_AS``) and a deadline.
+Model text is untrusted. Nothing here ``eval``s it, and math-verify's plain-expression extractor
+is not used: it hands extracted text to sympy's ``parse_expr``, which evals. (Its LaTeX extractor,
+used here, calls ``sympy.Number(text)`` only on number tokens of its grammar.) Only the tail of a
+long response is read; answers too long or too deeply nested are not parsed; workers run under
+an address-space limit (``RLIMIT_AS``) and a deadline.
 """
 
 from __future__ import annotations
@@ -228,7 +229,10 @@ def _zygote_main() -> None:  # pragma: no cover -- runs in the zygote process
         elif msg.startswith(b"kill "):
             pid = int(msg[5:])
             if pid in children:
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    children.discard(pid)
 
 
 def _serve(sock: socket.socket, zygote_pid: int) -> None:  # pragma: no cover -- in a worker
@@ -252,9 +256,7 @@ def _serve(sock: socket.socket, zygote_pid: int) -> None:  # pragma: no cover --
             sock.sendall(f"{item_id} {code}\n".encode())
 
 
-_parse_cache: OrderedDict = OrderedDict()
-
-
+_parse_cache: OrderedDict = OrderedDict()  # in a worker: latex -> parse() result
 _INTEGER = re.compile(r"-?\d{1,50}")
 
 
@@ -424,8 +426,8 @@ class _Pool:
         return worker
 
     def kill(self, w: _Worker) -> None:
-        if w.pid is not None and self.zygote is not None:
-            self.zygote.kill(w.pid)
+        if w.pid is not None:
+            w.zygote.kill(w.pid)
         w.sock.close()  # a worker that never came up sees EOF and exits
         self.workers.remove(w)
 
@@ -476,7 +478,9 @@ class MathGrader:
         use_fast_path: bool = True,
     ):
         if num_workers is None:
-            num_workers = len(os.sched_getaffinity(0))
+            num_workers = (
+                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            )
         if num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
         if not timeout_s > 0:
@@ -683,10 +687,9 @@ class MathGrader:
                 f"does `{sys.executable} -c 'import math_verify'` work?"
             )
         if w.inflight:
-            if code == _CRASH and w.zygote.proc.poll() is not None:
-                # The zygote died and took its workers along: not this answer's doing.
-                w.zygote.proc.wait()
-            else:
+            # A dying zygote takes its workers along; not this answer's doing, so it is retried.
+            zygote_died = code == _CRASH and w.zygote.proc.poll() is not None
+            if not zygote_died:
                 results[w.inflight.popleft()] = code
             pending.extendleft(reversed(w.inflight))
             w.inflight.clear()
