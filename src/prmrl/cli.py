@@ -4,6 +4,9 @@
     prmrl sft     [--config F] [k=v ...]
     prmrl train   [--config F] [k=v ...]   PPO; reward terms from the reward.* section
     prmrl eval    --policy PATH [--config F] [k=v ...]
+    prmrl label / train-rm --kind orm|prm / bon   reward models and Best-of-N
+    prmrl reproduce [--quick]          the paper's ablation (results.json, results.md, plots)
+    prmrl probe                        PRM return vs appended repeated steps
     prmrl check-config CONFIG
 
 Every command takes a YAML config (``--config``) and ``section.key=value`` overrides.
@@ -84,11 +87,72 @@ def cmd_eval(args) -> int:
     return 0
 
 
+@command("label", "sample answers from the policy and label their steps (Math-Shepherd style or oracle)")
+def cmd_label(args) -> int:
+    from prmrl.rm.jobs import label_job
+
+    out = label_job(_config(args), force=args.force)
+    print(json.dumps(out, indent=1, default=str))
+    return 0
+
+
+@command("train-rm", "train (or reuse) the ORM or the PRM")
+def cmd_train_rm(args) -> int:
+    from prmrl.rm.jobs import train_rm_job
+
+    path = train_rm_job(_config(args), args.kind, force=args.force)
+    print(f"{args.kind.upper()}: {path}")
+    return 0
+
+
+@command("bon", "Best-of-N with the ORM and PRM vs majority vote and greedy; PRM step AUC")
+def cmd_bon(args) -> int:
+    from prmrl.rm.jobs import bon_job
+
+    bon_job(_config(args))
+    return 0
+
+
+@command("reproduce", "the paper's ablation on the embedded task: SR, +ORM, +PRM, Clip, Delta, Clip-Delta")
+def cmd_reproduce(args) -> int:
+    from prmrl.ablation import ARMS, OPTIONAL_ARMS, reproduce, results_markdown
+
+    cfg = _config(args)
+    if args.quick:
+        cfg = load_config(args.config, QUICK_REPRODUCE + list(args.overrides))
+    seeds = list(range(args.seeds if not args.quick else 1))
+    arms = {**ARMS, **(OPTIONAL_ARMS if args.normed else {})}
+    report = reproduce(cfg, seeds, arms, workers=args.workers)
+    print(results_markdown(report))
+    print(f"results: {cfg.run.out_dir}/results.json, results.md, plots/")
+    return 0
+
+
+@command("probe", "the repetition probe: PRM return vs k appended copies of a correct step")
+def cmd_probe(args) -> int:
+    from prmrl.ablation import repetition_probe
+
+    cfg = _config(args)
+    report = repetition_probe(cfg)
+    ks = report["k"]
+    print("k".ljust(12) + "".join(f"{k:>7}" for k in ks))
+    for m, vals in report["returns"].items():
+        print(m.ljust(12) + "".join(f"{v:>7.2f}" for v in vals))
+    print(f"{report['n_answers']} held-out answers; {cfg.run.out_dir}/probe.json, probe.png")
+    return 0
+
+
 @command("check-config", "validate a config without loading weights")
 def cmd_check_config(args) -> int:
-    cfg = load_config(args.config or args.target, args.overrides)
-    print(f"ok: {args.config or args.target} ({cfg.task.name}, shaping={cfg.reward.shaping})")
-    return 0
+    from prmrl.check import main_check
+
+    return main_check([args.config or args.target, *args.overrides])
+
+
+# `reproduce --quick`: small enough for CI, same code path.
+QUICK_REPRODUCE = ["ppo.iterations=4", "ppo.prompts_per_iteration=16", "eval.n_problems=100",
+                   "eval.every=2", "eval.n_problems_during=50", "eval.sampling_samples=2",
+                   "eval.pass_k=[1,2]", "rm.n_problems=200", "rm.bon_problems=100"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="YAML config file (sections: task, model, sft, reward, ppo, eval, run)")
         if name == "eval":
             p.add_argument("--policy", help="path of the policy to evaluate")
+        if name in ("label", "train-rm"):
+            p.add_argument("--force", action="store_true", help="recompute even if cached")
+        if name == "train-rm":
+            p.add_argument("--kind", choices=["orm", "prm"], required=True)
+        if name == "reproduce":
+            p.add_argument("--quick", action="store_true", help="a small version (1 seed, short runs) for CI")
+            p.add_argument("--seeds", type=int, default=3, help="seeds per arm")
+            p.add_argument("--normed", action="store_true", help="also run SR+PRM-Normed")
+            p.add_argument("--workers", type=int, default=2, help="runs in parallel (one thread each)")
         p.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
         p.set_defaults(fn=fn)
     return parser

@@ -59,6 +59,8 @@ class ModelConfig:
     critic: str | None = None
     """initial critic; None: initialised from the policy with a fresh scalar head"""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """precision of frozen models (reference, ORM, PRM) and of autocast on GPU; trained weights
+    (actor, critic) are always kept in float32"""
     hidden: int = 128
     layers: int = 4
     heads: int = 4
@@ -84,6 +86,8 @@ class RewardConfig:
     prm: str | None = None
     """path of a PRM; None: no PRM term"""
     prm_format: Literal["native", "math_shepherd", "qwen_prm"] = "native"
+    trust_remote_code: bool = False
+    """let a PRM checkpoint run its own modelling code (Qwen2.5-Math-PRM ships one)"""
     prm_alpha: float = 1.0
     shaping: Literal["none", "normed", "clip", "delta", "clip_delta", "min_form"] = "none"
     """how per-step PRM scores become per-step rewards (method.md, 'Per-step reward variants')"""

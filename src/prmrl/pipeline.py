@@ -90,11 +90,14 @@ def build_scorers(cfg: Config, task: Task):
     from prmrl.rewards.scorers import ORMReward, PRMReward, SuccessReward
     from prmrl.rl.trainer import Scorers
 
+    from prmrl.rl.trainer import _dtype
+
     r = cfg.reward
+    dtype = _dtype(cfg.model.dtype)
     template = "{question}\n" if task.name == "arith" else None
-    orm = ORMReward(r.orm) if r.orm else None
-    prm = PRMReward(r.prm, fmt=r.prm_format, prompt_template=template,
-                    delimiter=task.delimiter) if r.prm else None
+    orm = ORMReward(r.orm, dtype=dtype) if r.orm else None
+    prm = PRMReward(r.prm, fmt=r.prm_format, prompt_template=template, delimiter=task.delimiter,
+                    dtype=dtype, trust_remote_code=r.trust_remote_code) if r.prm else None
     return Scorers(success=SuccessReward(grade_batch=task.grade_batch), orm=orm, prm=prm)
 
 
@@ -110,12 +113,16 @@ def run_ppo(cfg: Config, policy_path: str | Path, run_dir: str | Path, *, task: 
     from prmrl.models.factory import load_policy, load_scalar_model, load_tokenizer, save_model
     from prmrl.rl.trainer import PPOTrainer
 
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    gpu = torch.cuda.is_available()
+    mixed = {"bfloat16": "bf16", "float16": "fp16"}.get(cfg.model.dtype, "no") if gpu else "no"
+    acc = accelerator or Accelerator(cpu=not gpu, mixed_precision=mixed)
     set_seed(cfg.run.seed + acc.process_index, device_specific=False)
     tok = load_tokenizer(policy_path)
     task = task or make_task(cfg.task, tok)
-    policy = load_policy(policy_path)
-    critic = load_scalar_model(cfg.model.critic or policy_path)
+    # Trained weights in float32 whatever the checkpoint's dtype (bf16 AdamW barely moves them);
+    # autocast (mixed_precision) does the bf16 compute on GPU.
+    policy = load_policy(policy_path, dtype=torch.float32)
+    critic = load_scalar_model(cfg.model.critic or policy_path, dtype=torch.float32)
     trainer = PPOTrainer(cfg, policy, critic, tok, build_scorers(cfg, task), task.prompt, acc)
 
     main = acc.is_main_process

@@ -28,7 +28,8 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     logp_all = torch.log_softmax(logits, dim=-1)
     targets = input_ids[:, -n_response:]
     logprobs = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    with torch.no_grad():       # a diagnostic only: keep its (B, T, V) product out of autograd
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logprobs, entropy
 
 

@@ -43,12 +43,13 @@ class PRMReward:
     """``(questions, step_texts) -> list[list[float | None]]`` from a trained or public PRM."""
 
     def __init__(self, path: str, fmt: str = "native", prompt_template: str | None = None,
-                 delimiter: str = "\n", batch_size: int = 64):
+                 delimiter: str = "\n", batch_size: int = 64, dtype=None,
+                 trust_remote_code: bool = False):
         from prmrl.rm.scoring import load_prm
 
-        kwargs = {}
+        kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
         if fmt == "native":
-            kwargs = {"delimiter": delimiter}
+            kwargs["delimiter"] = delimiter
             if prompt_template is not None:
                 kwargs["prompt_template"] = prompt_template
         self.scorer = load_prm(path, fmt=fmt, **kwargs)
@@ -61,10 +62,11 @@ class PRMReward:
 class ORMReward:
     """``(questions, completions) -> list[float | None]`` from a trained ORM."""
 
-    def __init__(self, path: str, prompt_template: str = "{question}\n", batch_size: int = 64):
+    def __init__(self, path: str, prompt_template: str = "{question}\n", batch_size: int = 64,
+                 dtype=None):
         from prmrl.rm.scoring import load_orm
 
-        self.scorer = load_orm(path, prompt_template=prompt_template)
+        self.scorer = load_orm(path, prompt_template=prompt_template, dtype=dtype)
         self.batch_size = batch_size
 
     def __call__(self, questions: Sequence[str], completions: Sequence[str]) -> list[float | None]:

@@ -44,7 +44,8 @@ class PPOTrainer:
 
         self.cfg, self.tok, self.scorers, self.prompt_fn = cfg, tokenizer, scorers, prompt_fn
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-        self.ref = copy.deepcopy(policy).eval().requires_grad_(False)
+        # The frozen reference may run in a lower precision; trained weights stay float32.
+        self.ref = copy.deepcopy(policy).to(_dtype(cfg.model.dtype)).eval().requires_grad_(False)
         actor_opt = torch.optim.AdamW(policy.parameters(), lr=cfg.ppo.actor_lr, eps=1e-5)
         critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.ppo.critic_lr, eps=1e-5)
         self.actor, self.critic, self.actor_opt, self.critic_opt = self.acc.prepare(
@@ -100,10 +101,13 @@ class PPOTrainer:
     def shape(self, b: RolloutBatch) -> None:
         r, p = self.cfg.reward, self.cfg.ppo
         T = b.n_response
-        b.old_logprobs, _ = token_logprobs(self.acc.unwrap_model(self.actor), b.input_ids,
-                                           b.attention_mask, T, p.temperature)
-        b.ref_logprobs, _ = token_logprobs(self.ref, b.input_ids, b.attention_mask, T, p.temperature)
-        b.old_values = self._values(self.acc.unwrap_model(self.critic), b.input_ids, b.attention_mask, T)
+        actor, critic = self.acc.unwrap_model(self.actor), self.acc.unwrap_model(self.critic)
+        # In chunks of a minibatch: a whole batch of (B, T, V) logits does not fit for real models.
+        chunks = [slice(i, i + p.minibatch_size) for i in range(0, len(b), p.minibatch_size)]
+        ids, am = b.input_ids, b.attention_mask
+        b.old_logprobs = torch.cat([token_logprobs(actor, ids[c], am[c], T, p.temperature)[0] for c in chunks])
+        b.ref_logprobs = torch.cat([token_logprobs(self.ref, ids[c], am[c], T, p.temperature)[0] for c in chunks])
+        b.old_values = torch.cat([self._values(critic, ids[c], am[c], T) for c in chunks])
         b.answer_rewards = assemble.answer_rewards(
             b.success_scores, b.orm_scores, success_weight=r.success_weight,
             orm_alpha=r.orm_alpha, unscorable_reward=r.unscorable_reward)
@@ -206,6 +210,10 @@ class PPOTrainer:
         if b.orm_scores is not None:
             m["rollout/orm_score"] = torch.nanmean(b.orm_scores).item()
         return m
+
+
+def _dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
 def _reduce(acc, metrics: dict[str, float]) -> dict[str, float]:

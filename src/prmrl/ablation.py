@@ -1,0 +1,203 @@
+"""The paper's ablation on the embedded task (`prmrl reproduce`) and the repetition probe
+(`prmrl probe`).
+
+Every arm starts from the same SFT policy and uses the same cached reward models; only the
+reward section of the config differs. Runs go two at a time in separate processes (one torch
+thread each), which uses the two cores better than one run with two threads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from statistics import mean, pstdev
+
+from prmrl.config import Config, from_dict
+from prmrl.runs import atomic_write_text, read_jsonl, start_run, write_json
+
+# arm name -> reward settings (None path placeholders are filled with the cached RMs).
+ARMS: dict[str, dict] = {
+    "SR": {},
+    "SR+ORM": {"orm": "ORM"},
+    "SR+PRM": {"prm": "PRM", "shaping": "none"},
+    "SR+PRM-Clip": {"prm": "PRM", "shaping": "clip"},
+    "SR+PRM-Delta": {"prm": "PRM", "shaping": "delta"},
+    "SR+PRM-Clip-Delta": {"prm": "PRM", "shaping": "clip_delta"},
+}
+OPTIONAL_ARMS = {"SR+PRM-Normed": {"prm": "PRM", "shaping": "normed"}}
+FINAL_METRICS = ["greedy_accuracy", "sampling_accuracy", "steps_per_answer", "repeated_step_rate",
+                 "mean_response_tokens"]
+# metrics plotted per iteration (from metrics.jsonl), one line per arm
+CURVES = {"rollout/success": "training success rate", "rollout/steps_per_answer": "steps per answer",
+          "rollout/repeated_step_rate": "repeated-step rate",
+          "rollout/mean_response_tokens": "response length (tokens)",
+          "eval/greedy_accuracy": "held-out greedy accuracy",
+          "rollout/prm_mean_score": "mean PRM step score"}
+
+
+def arm_config(cfg: Config, arm: dict, seed: int, orm: str, prm: str, out_dir: Path) -> dict:
+    d = asdict(cfg)
+    for k, v in arm.items():
+        d["reward"][k] = {"ORM": orm, "PRM": prm}.get(v, v)
+    d["run"]["seed"] = seed
+    d["run"]["out_dir"] = str(out_dir)
+    d["run"]["threads"] = 1
+    d["run"]["progress"] = False
+    return d
+
+
+def _run_one(cfg_dict: dict, sft_path: str, run_dir: str) -> dict:
+    """One arm x seed, in its own process: PPO, then the final evaluation."""
+    import torch
+
+    from prmrl.models.factory import load_policy, load_tokenizer
+    from prmrl.pipeline import evaluate, quiet_transformers, run_ppo
+    from prmrl.tasks import make_task
+
+    quiet_transformers()
+    torch.set_num_threads(1)
+    cfg = from_dict(cfg_dict)
+    task = make_task(cfg.task)
+    t0 = time.time()
+    out = run_ppo(cfg, sft_path, run_dir, task=task)
+    tok = load_tokenizer(out["policy"])
+    final = evaluate(cfg, load_policy(out["policy"]), tok, task)
+    final["wall_seconds"] = time.time() - t0
+    write_json(Path(run_dir) / "final_eval.json", final)
+    return final
+
+
+def reproduce(cfg: Config, seeds: list[int], arms: dict[str, dict], workers: int = 2) -> dict:
+    from prmrl.pipeline import run_sft
+    from prmrl.rm.jobs import train_rm_job
+
+    t0 = time.time()
+    out = Path(cfg.run.out_dir)
+    start_run(out, cfg)
+    sft = str(run_sft(cfg))
+    needs_orm = any("orm" in a for a in arms.values())
+    needs_prm = any("prm" in a for a in arms.values())
+    orm = str(train_rm_job(cfg, "orm")) if needs_orm else ""
+    prm = str(train_rm_job(cfg, "prm")) if needs_prm else ""
+    t_setup = time.time() - t0
+    jobs = [(name, seed, arm_config(cfg, arm, seed, orm, prm, out / name / f"seed{seed}"))
+            for seed in seeds for name, arm in arms.items()]
+    results: dict[str, dict[int, dict]] = {name: {} for name in arms}
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_run_one, d, sft, d["run"]["out_dir"]): (name, seed) for name, seed, d in jobs}
+        for i, fut in enumerate(futures):
+            name, seed = futures[fut]
+            results[name][seed] = fut.result()
+            if cfg.run.progress:
+                r = results[name][seed]
+                print(f"[{i + 1}/{len(jobs)}] {name} seed {seed}: greedy {r['greedy_accuracy']:.3f} "
+                      f"sampling {r['sampling_accuracy']:.3f} steps {r['steps_per_answer']:.2f} "
+                      f"({r['wall_seconds']:.0f} s)", flush=True)
+    summary = {name: {m: _mean_std([results[name][s][m] for s in seeds]) for m in FINAL_METRICS}
+               for name in arms}
+    report = {"arms": summary, "seeds": seeds,
+              "per_seed": {n: {str(s): {m: r[m] for m in FINAL_METRICS} for s, r in v.items()}
+                           for n, v in results.items()},
+              "sft_policy": sft, "orm": orm, "prm": prm,
+              "setup_seconds": round(t_setup, 1), "wall_seconds": round(time.time() - t0, 1)}
+    write_json(out / "results.json", report)
+    atomic_write_text(out / "results.md", results_markdown(report))
+    plot_curves(out, list(arms), seeds)
+    return report
+
+
+def _mean_std(xs: list[float]) -> dict[str, float]:
+    return {"mean": mean(xs), "std": pstdev(xs) if len(xs) > 1 else 0.0}
+
+
+def results_markdown(report: dict) -> str:
+    arms = report["arms"]
+    head = "| arm | " + " | ".join(FINAL_METRICS) + " |"
+    lines = [head, "|---|" + "---:|" * len(FINAL_METRICS)]
+    for name, ms in arms.items():
+        cells = [f"{ms[m]['mean']:.3f} ± {ms[m]['std']:.3f}" for m in FINAL_METRICS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    n = len(report["seeds"])
+    lines.append("")
+    lines.append(f"Mean ± std over {n} seed(s); final policy on the held-out test split. "
+                 f"Wall time {report['wall_seconds']:.0f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(out: Path, arms: list[str], seeds: list[int]) -> None:
+    from prmrl.evaluation.plots import plot_lines
+
+    for key, title in CURVES.items():
+        series, bands = {}, {}
+        for name in arms:
+            runs = [read_jsonl(out / name / f"seed{s}" / "metrics.jsonl") for s in seeds]
+            by_it: dict[int, list[float]] = {}
+            for rows in runs:
+                for r in rows:
+                    if key in r:
+                        by_it.setdefault(r["iteration"], []).append(r[key])
+            if not by_it:
+                continue
+            its = sorted(by_it)
+            series[name] = (its, [mean(by_it[i]) for i in its])
+            bands[name] = [pstdev(by_it[i]) if len(by_it[i]) > 1 else 0.0 for i in its]
+        if series:
+            plot_lines(series, title, "iteration", title, out / "plots" / f"{key.replace('/', '_')}.png", bands)
+
+
+# ---- the repetition probe --------------------------------------------------------------------
+
+def repetition_probe(cfg: Config, max_copies: int = 10, n_answers: int = 200) -> dict:
+    """Append k copies of a correct step before the final line of held-out answers, score them
+    with the trained PRM, and report each refinement's learned-reward return against k."""
+    import torch
+
+    from prmrl.models.factory import load_policy, load_tokenizer
+    from prmrl.pipeline import run_sft
+    from prmrl.rl.generation import generate
+    from prmrl.rm.jobs import train_rm_job
+    from prmrl.rewards.scorers import PRMReward
+    from prmrl.shaping import SHAPING_METHODS, shape_step_rewards
+    from prmrl.steps import steps_for_batch
+    from prmrl.tasks import make_task
+
+    out = Path(cfg.run.out_dir)
+    start_run(out, cfg)
+    task = make_task(cfg.task)
+    sft = run_sft(cfg)
+    prm_path = train_rm_job(cfg, "prm")
+    tok = load_tokenizer(sft)
+    qs, golds = task.test_questions[:n_answers], task.test_golds[:n_answers]
+    gen = generate(load_policy(sft), tok, [task.prompt(q) for q in qs],
+                   max_new_tokens=cfg.eval.max_new_tokens, greedy=True)
+    verdicts = task.grade_batch(gen.texts, golds)
+    steps = steps_for_batch(tok, gen.response_ids.tolist(), task.delimiter)
+    # Keep right answers with a computation step to repeat (one that is not the final line).
+    base = [(q, s.texts) for q, s, v in zip(qs, steps, verdicts) if v is True and len(s.texts) >= 2]
+    prm = PRMReward(str(prm_path), prompt_template="{question}\n", delimiter=task.delimiter)
+    methods = [m for m in SHAPING_METHODS if m != "normed"] + ["normed"]
+    returns = {m: [] for m in methods}
+    scores_by_k = []
+    for k in range(max_copies + 1):
+        variants = [(q, st[:-1] + [st[-2]] * k + st[-1:]) for q, st in base]
+        scores = prm([q for q, _ in variants], [st for _, st in variants])
+        scores = [[x for x in row if x is not None] for row in scores]
+        scores_by_k.append(mean(mean(r) for r in scores if r))
+        for m in methods:
+            returns[m].append(mean(sum(shape_step_rewards(r, m, eta=cfg.reward.eta)) for r in scores if r))
+    report = {"k": list(range(max_copies + 1)), "returns": returns, "mean_step_score": scores_by_k,
+              "n_answers": len(base), "eta": cfg.reward.eta, "prm": str(prm_path)}
+    write_json(out / "probe.json", report)
+    from prmrl.evaluation.plots import plot_lines
+
+    plot_lines({m: (report["k"], v) for m, v in returns.items()},
+               "learned-reward return vs repeated steps", "copies of a correct step (k)",
+               "sum of per-step rewards", out / "probe.png")
+    del torch
+    return report

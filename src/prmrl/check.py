@@ -1,0 +1,342 @@
+"""`prmrl check-config`: is a config ready to run? Checked without loading any weights.
+
+    report = check_config("configs/full/qwen2.5-math-1.5b-qwen-prm-clip-delta.yaml")
+    for level, message in report.findings: ...        # level: "error" | "warning" | "ok"
+
+What is checked, in order:
+
+- fields: the config loads (unknown keys and invalid values fail with the key named);
+- data: the dataset files of real math tasks exist and parse; counts of loaded and skipped rows
+  (with ``task.limit_*``);
+- models: for a local folder, config.json, weight files and a loadable tokenizer are there; for a
+  hub name, only the local Hugging Face cache is consulted (``local_files_only``): a name not
+  found there is a *warning* ("not reachable offline"), since a machine with internet downloads
+  it. Where a config is readable: the policy is a causal LM whose vocabulary holds its tokenizer,
+  and each reward model fits its format (native: a 1-label token head; math_shepherd: a causal
+  LM; qwen_prm: a 2-label token head or the model's own remote-code head); the PRM format is
+  built on the PRM's tokenizer and encodes a two-step answer, which finds tag tokens that do not
+  tokenise as expected.
+
+Paths are read relative to the working directory, as ``prmrl train`` reads them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from prmrl.config import Config, ConfigError, load_config
+
+Level = Literal["error", "warning", "ok"]
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+# A two-step answer every format must encode with one score position per step.
+PROBE_QUESTION = "What is 1 + 1?"
+PROBE_STEPS = ["We add 1 and 1 to get 2.", "The answer is $\\boxed{2}$."]
+
+
+class Finding(NamedTuple):
+    level: Level
+    message: str
+
+
+@dataclass
+class CheckReport:
+    source: str
+    findings: list[Finding] = field(default_factory=list)
+    config: Config | None = None          # None when the fields did not load
+
+    def add(self, level: Level, message: str) -> None:
+        self.findings.append(Finding(level, message))
+
+    @property
+    def errors(self) -> list[str]:
+        return [f.message for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f.message for f in self.findings if f.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def lines(self) -> list[str]:
+        return [f"{f.level}: {f.message}" for f in self.findings]
+
+
+def check_config(path: str | None, overrides: list[str] = ()) -> CheckReport:
+    """Validate the config at ``path`` (None: the defaults) with ``section.key=value`` overrides;
+    see the module doc."""
+    report = CheckReport(str(path) if path is not None else "defaults")
+    try:
+        cfg = load_config(path, list(overrides))
+    except ConfigError as e:
+        report.add("error", str(e))
+        return report
+    report.config = cfg
+    report.add("ok", f"fields: {report.source} loads (task {cfg.task.name}, shaping {cfg.reward.shaping})")
+    _check_data(cfg, report)
+    _check_models(cfg, report)
+    return report
+
+
+def main_check(argv: list[str] | None = None) -> int:
+    """``prmrl check-config CONFIG [section.key=value ...]``: one line per finding and a summary;
+    returns 1 if there is an error, else 0."""
+    import argparse
+
+    from prmrl.pipeline import quiet_transformers
+
+    parser = argparse.ArgumentParser(prog="prmrl check-config", description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value")
+    args = parser.parse_args(argv)
+    quiet_transformers()
+    report = check_config(args.config, args.overrides)
+    for line in report.lines():
+        print(line)
+    print(f"{args.config}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    return 0 if report.ok else 1
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+def _check_data(cfg: Config, report: CheckReport) -> None:
+    from prmrl.tasks.math_data import TASKS, load_problems, resolve_path
+
+    t = cfg.task
+    if t.name == "arith":
+        report.add("ok", f"data: arith problems are generated (n_train {t.n_train}, n_test {t.n_test})")
+        return
+    train_name = "math" if t.name == "math500" else t.name     # as prmrl.tasks.make_task
+    spec_delim = TASKS[t.name].step_delimiter
+    if t.step_delimiter != spec_delim:
+        report.add("warning", f"task.step_delimiter: {t.step_delimiter!r} differs from {spec_delim!r}, "
+                              f"the step delimiter of {t.name} answers (one step per paragraph)")
+    for role, name, path, limit in (("train", train_name, t.train_path, t.limit_train),
+                                    ("test", t.name, t.test_path, t.limit_test)):
+        spec, key = TASKS[name], f"task.{role}_path"
+        try:
+            file = resolve_path(spec, role, path)
+        except (OSError, ValueError) as e:
+            report.add("error", f"data: {key}: {e}")
+            continue
+        if file is None:
+            where = f"{spec.files[role]} under ../shared/data or $PRMRL_DATA_DIR"
+            if spec.hf_name:
+                report.add("warning", f"data: no local {where}: {name} [{role}] will be loaded from "
+                                      f"hf:{spec.hf_name} (needs the `datasets` package and the network)")
+            else:
+                report.add("error", f"data: no local {where} and {name} has no hub name: set {key}")
+            continue
+        try:
+            problems, load = load_problems(spec, role, path=file, skip_bad=True, limit=limit)
+        except (OSError, ValueError) as e:          # UnicodeDecodeError is a ValueError
+            report.add("error", f"data: {file}: {e}")
+            continue
+        bad = {k: v for k, v in load.skipped.items() if k != "empty answer"}
+        if bad:
+            first = next(x for x in load.examples if not x.endswith("empty answer"))
+            report.add("error", f"data: {file}: {sum(bad.values())} malformed row(s), first {first}; "
+                                f"training stops at the first one")
+        elif not problems:
+            report.add("error", f"data: {file}: no problems")
+        else:
+            why = ", ".join(f"{k}: {v}" for k, v in sorted(load.skipped.items())) or "none"
+            cut = f", limited by task.limit_{role}={limit}" if limit is not None else ""
+            report.add("ok", f"data: {role}: {load.loaded} {name} problems from {file} "
+                             f"({load.num_skipped} skipped: {why}{cut})")
+
+
+# ---- models -----------------------------------------------------------------------------------
+
+@dataclass
+class _Model:
+    """What could be read of a model without its weights."""
+
+    name: str
+    config: object                        # a transformers PretrainedConfig
+    tokenizer: object | None = None       # None when the role does not need one or it failed
+
+    @property
+    def architectures(self) -> list[str]:
+        return list(getattr(self.config, "architectures", None) or [])
+
+    def has(self, suffix: str) -> bool:
+        return any(a.endswith(suffix) for a in self.architectures)
+
+
+def _check_models(cfg: Config, report: CheckReport) -> None:
+    policy = _check_policy(cfg, report)
+    policy_tok = policy.tokenizer if policy is not None else None
+    if cfg.model.critic is not None:
+        critic = _inspect("model.critic", cfg.model.critic, report, need_tokenizer=False)
+        if critic is not None:
+            _expect_scalar_head("model.critic", critic, report, trained=False)
+            _check_vocab("model.critic", critic, policy_tok, report)
+    if cfg.reward.prm is not None:
+        _check_prm(cfg, report)
+    if cfg.reward.orm is not None:
+        orm = _inspect("reward.orm", cfg.reward.orm, report)
+        if orm is not None:
+            _expect_scalar_head("reward.orm", orm, report, trained=True)
+            _check_vocab("reward.orm", orm, orm.tokenizer, report)
+
+
+def _check_policy(cfg: Config, report: CheckReport) -> _Model | None:
+    if cfg.model.policy is None:
+        if cfg.task.name == "arith":
+            report.add("ok", "model.policy: unset: the SFT policy that `prmrl sft` builds and caches")
+        else:
+            report.add("error", f"model.policy: unset, and task '{cfg.task.name}' has no SFT corpus: "
+                                f"give a policy path or Hugging Face name")
+        return None
+    m = _inspect("model.policy", cfg.model.policy, report)
+    if m is None:
+        return None
+    if not m.has("ForCausalLM"):
+        report.add("error", f"model.policy: '{m.name}' is {m.architectures or 'no known architecture'}, "
+                            f"not a causal LM (...ForCausalLM)")
+    if m.tokenizer is not None:
+        _check_vocab("model.policy", m, m.tokenizer, report)
+        if cfg.task.name != "arith" and not getattr(m.tokenizer, "chat_template", None):
+            report.add("warning", f"model.policy: the tokenizer of '{m.name}' has no chat template: "
+                                  f"prompts use the plain template of prmrl.prompts")
+    max_pos = getattr(m.config, "max_position_embeddings", None)
+    for key in ("ppo.max_new_tokens", "eval.max_new_tokens"):
+        section, name = key.split(".")
+        n = getattr(getattr(cfg, section), name)
+        if max_pos is not None and n >= max_pos:
+            report.add("error", f"{key}: {n} leaves no room for the prompt in the policy's "
+                                f"{max_pos} positions (max_position_embeddings)")
+    return m
+
+
+def _check_prm(cfg: Config, report: CheckReport) -> None:
+    from prmrl.rm.formats import make_format
+
+    fmt, key = cfg.reward.prm_format, "reward.prm"
+    m = _inspect(key, cfg.reward.prm, report)
+    if m is None:
+        return
+    if fmt == "native":
+        _expect_scalar_head(key, m, report, trained=True)
+    elif fmt == "math_shepherd":
+        if not m.has("ForCausalLM"):
+            report.add("error", f"{key}: format math_shepherd needs a causal LM (it reads the '+'/'-' "
+                                f"logits at each step tag); '{m.name}' is {m.architectures}")
+    else:  # qwen_prm
+        labels = getattr(m.config, "num_labels", None)
+        remote = "AutoModel" in (getattr(m.config, "auto_map", None) or {})
+        if m.has("ForTokenClassification"):
+            if labels != 2:
+                report.add("error", f"{key}: format qwen_prm needs a 2-label token head; '{m.name}' "
+                                    f"has num_labels={labels}")
+        elif remote:
+            report.add("warning", f"{key}: '{m.name}' has a remote-code head {m.architectures}: "
+                                  f"load_prm loads it only with trust_remote_code=True")
+        else:
+            report.add("error", f"{key}: format qwen_prm needs a 2-label token head (...ForTokenClassification) "
+                                f"or the model's remote-code head; '{m.name}' is {m.architectures}")
+    if m.tokenizer is None:
+        return
+    tok = m.tokenizer
+    if fmt == "qwen_prm" and len(tok.encode("<extra_0>", add_special_tokens=False)) != 1:
+        report.add("warning", f"{key}: the tokenizer of '{m.name}' lacks the '<extra_0>' token; the "
+                              f"format adds it, and its embedding row is untrained unless the model "
+                              f"was trained with it")
+    # As prmrl.pipeline.build_scorers builds it; this also adds qwen_prm's token to `tok`.
+    kwargs = {"delimiter": cfg.task.step_delimiter} if fmt == "native" else {}
+    if fmt == "native" and cfg.task.name == "arith":
+        kwargs["prompt_template"] = "{question}\n"
+    try:
+        enc = make_format(fmt, tok, **kwargs).encode(PROBE_QUESTION, PROBE_STEPS)
+    except (ValueError, KeyError, TypeError) as e:
+        report.add("error", f"{key}: format {fmt} does not work with the tokenizer of '{m.name}': {e}")
+        return
+    report.add("ok", f"{key}: format {fmt} encodes a {len(PROBE_STEPS)}-step answer into "
+                     f"{len(enc.input_ids)} tokens, scored at positions {enc.positions}")
+    _check_vocab(key, m, tok, report)
+
+
+def _expect_scalar_head(key: str, m: _Model, report: CheckReport, *, trained: bool) -> None:
+    """A reward model must carry a trained 1-label token head; a critic may start from a causal
+    LM (prmrl.models.factory.load_scalar_model gives it a fresh head)."""
+    labels = getattr(m.config, "num_labels", None)
+    if m.has("ForTokenClassification"):
+        if labels != 1:
+            report.add("error", f"{key}: needs a 1-label token head; '{m.name}' has num_labels={labels}")
+    elif m.has("ForCausalLM"):
+        if trained:
+            report.add("error", f"{key}: '{m.name}' is a causal LM, not a trained reward model: it "
+                                f"would get a fresh head and score everything 0.5 (train one with "
+                                f"`prmrl train-rm`, or pick the format of a public PRM)")
+    else:
+        report.add("error", f"{key}: '{m.name}' is {m.architectures}: expected ...ForTokenClassification"
+                            + ("" if trained else " or ...ForCausalLM"))
+
+
+def _check_vocab(key: str, m: _Model, tokenizer, report: CheckReport) -> None:
+    n_vocab = getattr(m.config, "vocab_size", None)
+    if tokenizer is not None and n_vocab is not None and len(tokenizer) > n_vocab:
+        report.add("error", f"{key}: the tokenizer has {len(tokenizer)} tokens but '{m.name}' embeds "
+                            f"{n_vocab} (vocab_size)")
+
+
+def _inspect(key: str, name: str, report: CheckReport, need_tokenizer: bool = True) -> _Model | None:
+    """Read a model's config (and tokenizer) from a local folder or the local hub cache."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from prmrl.models.factory import ModelPathError, _check_path
+
+    try:
+        _check_path(name)       # the same local-vs-hub rule the loaders apply
+    except ModelPathError:
+        report.add("error", f"{key}: no model at '{name}': expected a folder with config.json "
+                            f"(a local path is never looked up on the hub)")
+        return None
+    folder = Path(name)
+    local = (folder / "config.json").exists()
+    try:
+        config = AutoConfig.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError) as e:
+        if not local:
+            report.add("warning", f"{key}: not reachable offline: {name} (not in the local Hugging "
+                                  f"Face cache; it is downloaded on first use)")
+        else:
+            report.add("error", f"{key}: {folder / 'config.json'} does not load: {_first_line(e)}")
+        return None
+    where = f"local folder {name}" if local else f"{name} (local Hugging Face cache)"
+    if local and not any((folder / f).exists() for f in WEIGHT_FILES) \
+            and not any(folder.glob("*.safetensors")):
+        report.add("error", f"{key}: no weights in {name} (expected one of {', '.join(WEIGHT_FILES)})")
+    m = _Model(name, config)
+    if need_tokenizer:
+        if local and not any((folder / f).exists() for f in TOKENIZER_FILES):
+            report.add("error", f"{key}: no tokenizer in {name} (none of {', '.join(TOKENIZER_FILES)}): "
+                                f"prmrl loads a model's tokenizer from its folder, so save it there")
+            return m
+        try:
+            m.tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
+        except (OSError, ValueError, TypeError) as e:
+            if local:
+                report.add("error", f"{key}: the tokenizer of {name} does not load: {_first_line(e)}")
+            else:
+                report.add("warning", f"{key}: not reachable offline: the tokenizer of {name}")
+            return m
+    tok = f", tokenizer of {len(m.tokenizer)} tokens" if m.tokenizer is not None else ""
+    report.add("ok", f"{key}: {where}: {', '.join(m.architectures) or '?'}{tok}")
+    return m
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
+if __name__ == "__main__":
+    sys.exit(main_check())
