@@ -3,7 +3,10 @@ when pytest and other work share the machine)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # before torch starts its thread pool
 
 import pytest
 import torch

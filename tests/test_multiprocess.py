@@ -19,7 +19,9 @@ def test_two_process_ppo_runs_two_iterations(tmp_path):
     model, tok = build_tiny_policy(seed=0, hidden=32, layers=2, heads=2, intermediate=64)
     save_model(model, tok, tmp_path / "policy")
     launcher = Path(sys.executable).with_name("accelerate")
-    cmd = [str(launcher), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    # On a CPU-only machine `--multi_gpu` starts the processes with torchrun and gloo; `--cpu`
+    # would make accelerate use its single-process launcher.
+    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no",
            "-m", "prmrl.cli", "train", f"model.policy={tmp_path / 'policy'}",
            "ppo.iterations=2", "ppo.prompts_per_iteration=4", "ppo.samples_per_prompt=2",
@@ -34,3 +36,4 @@ def test_two_process_ppo_runs_two_iterations(tmp_path):
     # both processes generated: the logged batch metrics are means over 2 x 8 responses
     assert all(x["rollout/mean_response_tokens"] > 0 for x in lines)
     assert all(x["charts/num_processes"] == 2 for x in lines)
+    assert r.stdout.count("policy:") == 1        # only the main process reports

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -88,6 +89,7 @@ def reproduce(cfg: Config, seeds: list[int], arms: dict[str, dict], workers: int
     jobs = [(name, seed, arm_config(cfg, arm, seed, orm, prm, out / name / f"seed{seed}"))
             for seed in seeds for name, arm in arms.items()]
     results: dict[str, dict[int, dict]] = {name: {} for name in arms}
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # inherited by the spawned workers
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = {pool.submit(_run_one, d, sft, d["run"]["out_dir"]): (name, seed) for name, seed, d in jobs}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,8 +67,9 @@ def cmd_train(args) -> int:
     cfg = _config(args)
     policy = cfg.model.policy or run_sft(cfg)
     out = run_ppo(cfg, policy, cfg.run.out_dir)
-    print(json.dumps({k: round(v, 4) for k, v in out["last"].items() if isinstance(v, float)}, indent=1))
-    print(f"policy: {out['policy']}")
+    if int(os.environ.get("RANK", "0")) == 0:     # one report under `accelerate launch`
+        print(json.dumps({k: round(v, 4) for k, v in out["last"].items() if isinstance(v, float)}, indent=1))
+        print(f"policy: {out['policy']}")
     return 0
 
 
@@ -180,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # OpenMP threads that sleep instead of spinning: on a small shared CPU, spinning threads of
+    # two processes (or of one process and anything else) slow each other down several-fold.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from prmrl.pipeline import quiet_transformers, setup_threads
 
     parser = build_parser()

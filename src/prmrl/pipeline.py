@@ -59,7 +59,7 @@ def run_sft(cfg: Config, out_dir: str | Path | None = None, force: bool = False)
     policy, tok = build_tiny_policy(seed=cfg.run.seed, hidden=m.hidden, layers=m.layers,
                                     heads=m.heads, intermediate=m.intermediate)
     s = cfg.sft
-    result = train_sft(policy, tok, task.sft_pairs(), epochs=s.epochs, batch_size=s.batch_size,
+    result = train_sft(policy, tok, task.sft_pairs(), steps=s.steps, batch_size=s.batch_size,
                        lr=s.lr, warmup_steps=s.warmup_steps, seed=cfg.run.seed, log_fn=log.write,
                        progress=cfg.run.progress)
     log.close()

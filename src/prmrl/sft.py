@@ -39,15 +39,14 @@ def sft_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(), ignore_index=-100)
 
 
-def train_sft(model, tokenizer, pairs: list[tuple[str, str]], *, epochs: float, batch_size: int,
+def train_sft(model, tokenizer, pairs: list[tuple[str, str]], *, steps: int, batch_size: int,
               lr: float, warmup_steps: int, seed: int, weight_decay: float = 0.0,
               log_fn: Callable[[dict], None] | None = None, progress: bool = True) -> dict:
     """AdamW with linear warm-up and cosine decay; returns final figures."""
     examples = encode_pairs(tokenizer, pairs)
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    steps_per_epoch = math.ceil(len(examples) / batch_size)
-    total = max(1, int(epochs * steps_per_epoch))
+    total = steps
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup_steps))
                                               * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))

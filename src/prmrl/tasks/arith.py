@@ -31,10 +31,10 @@ class ArithConfig:
 
     min_ops: int = 2
     max_ops: int = 3
-    max_start: int = 20        # starting number in [2, max_start]
+    max_start: int = 9         # starting number in [2, max_start]
     max_addend: int = 9        # + and - operands in [1, max_addend]
-    max_factor: int = 4        # * operands in [2, max_factor]
-    max_value: int = 99        # every running value stays in [0, max_value]
+    max_factor: int = 3        # * operands in [2, max_factor]
+    max_value: int = 20        # every running value stays in [0, max_value]
     ops: str = "+-*"
     n_train: int = 20000
     n_test: int = 500
