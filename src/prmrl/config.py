@@ -62,7 +62,8 @@ class ModelConfig:
     """precision of frozen models (reference, ORM, PRM) and of autocast on GPU; trained weights
     (actor, critic) are always kept in float32"""
     hidden: int = 128
-    layers: int = 4
+    layers: int = 2
+    """2 layers learn the arithmetic in 400 SFT steps where 4 layers reach ~20% (measured)"""
     heads: int = 4
     intermediate: int = 384
 
@@ -71,7 +72,7 @@ class ModelConfig:
 class SFTConfig:
     steps: int = 400
     """optimizer steps (about 1.5-2 minutes on 2 CPU cores for the tiny model)"""
-    batch_size: int = 32
+    batch_size: int = 64
     lr: float = 5e-3
     warmup_steps: int = 30
 
@@ -106,13 +107,13 @@ class PPOConfig:
     top_p: float = 1.0
     ppo_epochs: int = 2
     minibatch_size: int = 128
-    actor_lr: float = 3e-4
+    actor_lr: float = 1e-4
     critic_lr: float = 1e-3
     gamma: float = 1.0
     lam: float = 0.95
     clip_eps: float = 0.2
     value_clip_eps: float = 0.2
-    kl_beta: float = 0.02
+    kl_beta: float = 0.05
     kl_estimator: Literal["k1", "k2", "k3", "abs"] = "k1"
     whiten_advantages: bool = True
     max_grad_norm: float = 1.0
