@@ -29,15 +29,6 @@ MISTRAL = SHARED / "tokenizers" / "mistral-7b-v0.1"
 SHEPHERD = SHARED / "data" / "math_shepherd" / "samples_math_shepherd.jsonl"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spin-waiting
-    # made these tests 50x slower; restore the setting for other modules.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 QUESTION = "What is 2+3*4?"
 STEPS = ["3*4 = 12.", "2+12 = 14.", "The answer is 14"]
 

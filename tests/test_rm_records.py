@@ -25,16 +25,6 @@ PRM800K = SHARED / "data" / "prm800k" / "samples_prm800k_records.jsonl"
 SHEPHERD = SHARED / "data" / "math_shepherd" / "samples_math_shepherd.jsonl"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spin-waiting
-    # made these tests 50x slower; restore the setting for other modules.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _n_lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 

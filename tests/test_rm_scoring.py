@@ -20,15 +20,6 @@ from prmrl.rm.train import orm_training_batch, prm_training_batch, train_reward_
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spin-waiting
-    # made these tests 50x slower; restore the setting for other modules.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 QUESTIONS = ["12+30=?", "7*6=?", "5-9=?", "1+1=?"]
 ANSWERS = [
     ["12+30 = 42.", "So 42.", "The answer is 42"],
