@@ -8,8 +8,6 @@ thread each), which uses the two cores better than one run with two threads.
 
 from __future__ import annotations
 
-import json
-import math
 import multiprocessing as mp
 import os
 import time
@@ -158,8 +156,6 @@ def plot_curves(out: Path, arms: list[str], seeds: list[int]) -> None:
 def repetition_probe(cfg: Config, max_copies: int = 10, n_answers: int = 200) -> dict:
     """Append k copies of a correct step before the final line of held-out answers, score them
     with the trained PRM, and report each refinement's learned-reward return against k."""
-    import torch
-
     from prmrl.models.factory import load_policy, load_tokenizer
     from prmrl.pipeline import run_sft
     from prmrl.rl.generation import generate
@@ -201,5 +197,4 @@ def repetition_probe(cfg: Config, max_copies: int = 10, n_answers: int = 200) ->
     plot_lines({m: (report["k"], v) for m, v in returns.items()},
                "learned-reward return vs repeated steps", "copies of a correct step (k)",
                "sum of per-step rewards", out / "probe.png")
-    del torch
     return report

@@ -7,7 +7,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -203,7 +203,3 @@ def format_table(rows: dict[str, dict[str, float]], keys: list[str]) -> str:
         lines.append(n.ljust(w) + "".join(f"{rows[n].get(k, float('nan')):>{c}.3f}" for k, c in zip(keys, cols)))
     return "\n".join(lines)
 
-
-def with_overrides(cfg: Config, **sections) -> Config:
-    """A copy of cfg with some fields of some sections replaced."""
-    return replace(cfg, **{name: replace(getattr(cfg, name), **fields) for name, fields in sections.items()})

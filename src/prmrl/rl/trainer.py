@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -235,7 +234,3 @@ def _add(stats: dict[str, list[float]], new: dict[str, torch.Tensor]) -> None:
     for k, v in new.items():
         stats.setdefault(k, []).append(float(v.detach()))
 
-
-def sample_prompts(problems: list, n: int, rng: random.Random) -> list:
-    """n problems without replacement within an epoch over the training set."""
-    return rng.sample(problems, min(n, len(problems)))
