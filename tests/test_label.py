@@ -213,10 +213,9 @@ def test_jobs_smoke(tmp_path):
         mtime = (path / "config.json").stat().st_mtime
         assert train_rm_job(cfg, kind) == path and (path / "config.json").stat().st_mtime == mtime
     # the PRM is keyed by its labels, the ORM is not
-    hard = load_config(None, [f"model.policy={policy}", "rm.soft_labels=false",
-                              f"run.cache_dir={tmp_path / 'cache'}"])
-    base = load_config(None, [f"model.policy={policy}", f"run.cache_dir={tmp_path / 'cache'}"])
-    assert prm_path(hard) != prm_path(base) and orm_path(hard) == orm_path(base)
+    soft, hard = (load_config(None, [f"model.policy={policy}", f"rm.soft_labels={v}",
+                                     f"run.cache_dir={tmp_path / 'cache'}"]) for v in ("true", "false"))
+    assert prm_path(hard) != prm_path(soft) and orm_path(hard) == orm_path(soft)
 
 
 def test_sample_texts_matches_generate_and_keeps_budgets(tiny):

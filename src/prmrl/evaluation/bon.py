@@ -95,7 +95,8 @@ def best_of_n(scores: Sequence[Sequence[Score]], correct: Sequence[Sequence[bool
     return hits / len(scores)
 
 
-def majority_at_n(answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]], n: int) -> float:
+def majority_at_n(answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]],
+                  n: int) -> float:
     """Accuracy of majority voting over each problem's first ``n`` samples."""
     if not answers:
         return math.nan

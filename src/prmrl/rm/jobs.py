@@ -330,8 +330,8 @@ def bon_job(cfg: Config) -> dict:
 
 
 def _by_length(lengths: list[int], score, *columns: list) -> list:
-    """``score(*columns, batch_size=256)`` on rows sorted by length (batches pad little: a third
-    less scoring time here), results back in the original order."""
+    """``score(*columns, batch_size=256)`` on rows sorted by length (so batches pad little),
+    results back in the original order."""
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     out = score(*[[col[i] for i in order] for col in columns], batch_size=256)
     result: list = [None] * len(order)

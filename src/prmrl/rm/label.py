@@ -80,7 +80,8 @@ def sample_texts(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budget
     per_batch = max(1, batch_size // n)
     for c in range(0, total, per_batch):
         idx = order[c:c + per_batch]
-        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                        add_special_tokens=False)
         mask = enc["attention_mask"].to(device)                                    # (B, P)
         cache = DynamicCache()
         out = model(input_ids=enc["input_ids"].to(device), attention_mask=mask,
@@ -192,8 +193,9 @@ def auto_step_labels(completer, tokenizer, answers: Sequence[SampledAnswer], que
     t0 = time.perf_counter()
     # Prefix + completion get the token budget of one answer: a longer one was never sampled.
     done = tokenizer([prefix for _, prefix in keys], add_special_tokens=False)["input_ids"] if keys else []
-    texts, _ = sample_texts(completer, tokenizer, prompts, n=m, budgets=[max_new_tokens - len(d) for d in done],
-                            temperature=temperature, batch_size=batch_size, seed=seed, progress=progress)
+    texts, _ = sample_texts(completer, tokenizer, prompts, n=m,
+                            budgets=[max_new_tokens - len(d) for d in done], temperature=temperature,
+                            batch_size=batch_size, seed=seed, progress=progress)
     seconds = time.perf_counter() - t0
     full = [prefix + texts[s * m + j] for s, (_, prefix) in enumerate(keys) for j in range(m)]
     verdicts = grade_batch(full, [golds[q] for q, _ in keys for _ in range(m)])
