@@ -38,8 +38,9 @@ def test_question_text():
     rng = __import__("random").Random(0)
     p = arith.make_problem("x", 37, (("*", 4), ("+", 12), ("-", 9)), rng)
     assert p.answer == "151"
-    assert p.solution == "37*4=148\n148+12=160\n160-9=151\n\\boxed{151}"
-    assert p.question.startswith("Start with 37.")
+    assert p.solution == "(a) 37*4=148\n(b) 148+12=160\n(c) 160-9=151\n\\boxed{151}"
+    assert p.question.startswith("Start with 37. (a) ")
+    assert " (b) " in p.question and " (c) " in p.question
 
 
 def test_step_checker_labels():
@@ -61,6 +62,10 @@ def test_step_checker_labels():
     assert labels(["37*4=148", "Step ready.", "148+12=160", "\\boxed{161}"]) == [1, 1, 1, 0]
     # stopping early: the boxed value must be the final answer
     assert labels(["37*4=148", "\\boxed{148}"]) == [1, 0]
+    # labelled steps: the label must name the operation the step applies
+    assert labels(["(a) 37*4=148", "(b) 148+12=160", "\\boxed{160}"]) == [1, 1, 1]
+    assert labels(["(a) 37*4=148", "(a) 148+12=160"]) == [1, 0]
+    assert labels(["(b) 37*4=148"]) == [0]
     assert arith.check_step(p, ["37*4=148"], "148+12=160") is True
     assert arith.check_step(p, ["37*4=148"], "148+12=161") is False
 

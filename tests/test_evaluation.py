@@ -19,7 +19,10 @@ def test_arm_configs_differ_only_in_rewards_and_seed(tmp_path):
     dicts = {name: arm_config(cfg, arm, 1, "orm/path", "prm/path", tmp_path / name) for name, arm in ARMS.items()}
     for name, d in dicts.items():
         c = from_dict(d)                      # each arm is a valid config
-        assert c.run.seed == 1 and c.ppo == cfg.ppo and c.task == cfg.task
+        assert c.run.seed == 1 and c.task == cfg.task
+        assert c.ppo.iterations == cfg.ablation.iterations   # the ablation's own run length
+        c.ppo.iterations = cfg.ppo.iterations
+        assert c.ppo == cfg.ppo
     assert from_dict(dicts["SR"]).reward == cfg.reward
     assert from_dict(dicts["SR+ORM"]).reward.orm == "orm/path"
     shapings = {n: from_dict(d).reward.shaping for n, d in dicts.items() if "PRM" in n}

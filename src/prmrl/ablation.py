@@ -28,7 +28,9 @@ ARMS: dict[str, dict] = {
     "SR+PRM-Delta": {"prm": "PRM", "shaping": "delta"},
     "SR+PRM-Clip-Delta": {"prm": "PRM", "shaping": "clip_delta"},
 }
-OPTIONAL_ARMS = {"SR+PRM-Normed": {"prm": "PRM", "shaping": "normed"}}
+OPTIONAL_ARMS = {"SR+PRM-Normed": {"prm": "PRM", "shaping": "normed"},
+                 "SR+PRM-MinForm": {"prm": "PRM", "shaping": "min_form"}}
+ALL_ARMS = {**ARMS, **OPTIONAL_ARMS}
 FINAL_METRICS = ["greedy_accuracy", "sampling_accuracy", "steps_per_answer", "repeated_step_rate",
                  "mean_response_tokens"]
 # metrics plotted per iteration (from metrics.jsonl), one line per arm
@@ -44,6 +46,7 @@ def arm_config(cfg: Config, arm: dict, seed: int, orm: str, prm: str, out_dir: P
     for k, v in arm.items():
         d["reward"][k] = {"ORM": orm, "PRM": prm}.get(v, v)
     d["run"]["seed"] = seed
+    d["ppo"]["iterations"] = cfg.ablation.iterations
     d["run"]["out_dir"] = str(out_dir)
     d["run"]["threads"] = 1
     d["run"]["progress"] = False

@@ -117,14 +117,13 @@ def cmd_bon(args) -> int:
 
 @command("reproduce", "the paper's ablation on the embedded task: SR, +ORM, +PRM, Clip, Delta, Clip-Delta")
 def cmd_reproduce(args) -> int:
-    from prmrl.ablation import ARMS, OPTIONAL_ARMS, reproduce, results_markdown
+    from prmrl.ablation import ALL_ARMS, reproduce, results_markdown
 
-    cfg = _config(args)
-    if args.quick:
-        cfg = load_config(args.config, QUICK_REPRODUCE + list(args.overrides))
-    seeds = list(range(args.seeds if not args.quick else 1))
-    arms = {**ARMS, **(OPTIONAL_ARMS if args.normed else {})}
-    report = reproduce(cfg, seeds, arms, workers=args.workers)
+    cfg = load_config(args.config, (QUICK_REPRODUCE if args.quick else []) + list(args.overrides))
+    a = cfg.ablation
+    seeds = [cfg.run.seed + i for i in range(a.seeds)]
+    arms = {name: ALL_ARMS[name] for name in a.arms}
+    report = reproduce(cfg, seeds, arms, workers=a.workers)
     print(results_markdown(report))
     print(f"results: {cfg.run.out_dir}/results.json, results.md, plots/")
     return 0
@@ -152,7 +151,7 @@ def cmd_check_config(args) -> int:
 
 
 # `reproduce --quick`: small enough for CI, same code path.
-QUICK_REPRODUCE = ["ppo.iterations=4", "ppo.prompts_per_iteration=16", "eval.n_problems=100",
+QUICK_REPRODUCE = ["ablation.iterations=4", "ablation.seeds=1", "ppo.prompts_per_iteration=16", "eval.n_problems=100",
                    "eval.every=2", "eval.n_problems_during=50", "eval.sampling_samples=2",
                    "eval.pass_k=[1,2]", "rm.n_problems=200", "rm.bon_problems=100"]
 
@@ -172,10 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train-rm":
             p.add_argument("--kind", choices=["orm", "prm"], required=True)
         if name == "reproduce":
-            p.add_argument("--quick", action="store_true", help="a small version (1 seed, short runs) for CI")
-            p.add_argument("--seeds", type=int, default=3, help="seeds per arm")
-            p.add_argument("--normed", action="store_true", help="also run SR+PRM-Normed")
-            p.add_argument("--workers", type=int, default=2, help="runs in parallel (one thread each)")
+            p.add_argument("--quick", action="store_true", help="a small version (1 seed, short runs) for CI; "
+                           "seeds, arms, iterations and workers are in the ablation.* section")
         p.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
         p.set_defaults(fn=fn)
     return parser

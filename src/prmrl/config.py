@@ -110,7 +110,9 @@ class PPOConfig:
     actor_lr: float = 1e-4
     critic_lr: float = 1e-3
     gamma: float = 1.0
-    lam: float = 0.95
+    lam: float = 1.0
+    """GAE lambda; 1 (Monte-Carlo returns, the critic only a baseline) because the one reward
+    sits at the last token and a fresh critic would otherwise bias the early tokens' advantages"""
     clip_eps: float = 0.2
     value_clip_eps: float = 0.2
     kl_beta: float = 0.05
@@ -164,6 +166,21 @@ class RMConfig:
 
 
 @dataclass
+class AblationConfig:
+    """`prmrl reproduce`: the paper's ablation, every arm from the same SFT policy and RMs."""
+
+    seeds: int = 3
+    """seeds per arm (run.seed, run.seed + 1, ...)"""
+    iterations: int = 15
+    """PPO iterations per arm (sized so 6 arms x 3 seeds fit 30 minutes on 2 CPU cores)"""
+    workers: int = 2
+    """arms run in parallel, one torch thread each"""
+    arms: list[str] = field(default_factory=lambda: ["SR", "SR+ORM", "SR+PRM", "SR+PRM-Clip",
+                                                     "SR+PRM-Delta", "SR+PRM-Clip-Delta"])
+    """arms to run; also available: SR+PRM-Normed, SR+PRM-MinForm"""
+
+
+@dataclass
 class RunConfig:
     seed: int = 0
     out_dir: str = "runs/demo"
@@ -183,6 +200,7 @@ class Config:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     rm: RMConfig = field(default_factory=RMConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> "Config":
@@ -205,6 +223,13 @@ class Config:
         if self.reward.shaping != "none" and self.reward.prm is None:
             raise ConfigError(f"reward.shaping: '{self.reward.shaping}' needs reward.prm "
                               f"(a PRM path); set reward.prm or leave shaping 'none'")
+        from prmrl.ablation import ALL_ARMS
+
+        unknown = [a for a in self.ablation.arms if a not in ALL_ARMS]
+        if unknown or not self.ablation.arms:
+            raise ConfigError(f"ablation.arms: {unknown or 'empty'} not allowed; choose from {list(ALL_ARMS)}")
+        if self.ablation.seeds < 1 or self.ablation.iterations < 1 or self.ablation.workers < 1:
+            raise ConfigError("ablation.seeds, ablation.iterations, ablation.workers: must be >= 1")
         if not self.task.step_delimiter:
             raise ConfigError("task.step_delimiter: must not be empty")
         return self

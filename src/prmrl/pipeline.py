@@ -33,7 +33,9 @@ def setup_threads(cfg: Config) -> None:
 
 def sft_key(cfg: Config) -> str:
     """Cache key of an SFT policy: everything that changes it."""
-    relevant = {"task": asdict(cfg.task), "sft": asdict(cfg.sft), "seed": cfg.run.seed,
+    from prmrl.tasks.arith import FORMAT_VERSION
+
+    relevant = {"task": asdict(cfg.task), "format": FORMAT_VERSION, "sft": asdict(cfg.sft), "seed": cfg.run.seed,
                 "size": [cfg.model.hidden, cfg.model.layers, cfg.model.heads, cfg.model.intermediate]}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -19,6 +19,7 @@ Speed comes from three choices (labelling is most of the reward-model pipeline's
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ def sample_texts(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budget
 
     from prmrl.models.forward import position_ids_from_mask
 
+    # transformers 5 names the KV-cache argument `cache` (`past_key_values` is deprecated there).
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     total = len(prompts)
     budget = [budgets] * total if isinstance(budgets, int) else list(budgets)
     if len(budget) != total:
@@ -83,11 +86,10 @@ def sample_texts(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budget
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                         add_special_tokens=False)
         mask = enc["attention_mask"].to(device)                                    # (B, P)
-        cache = DynamicCache()
+        cache = DynamicCache()      # filled in place by every forward below
         out = model(input_ids=enc["input_ids"].to(device), attention_mask=mask,
-                    position_ids=position_ids_from_mask(mask), past_key_values=cache, use_cache=True,
-                    logits_to_keep=1)
-        cache = out.past_key_values
+                    position_ids=position_ids_from_mask(mask), use_cache=True, logits_to_keep=1,
+                    **{cache_kw: cache})
         cache.batch_repeat_interleave(n)
         logits = out.logits[:, -1].float().repeat_interleave(n, 0)                 # (B*n, V)
         mask = mask.repeat_interleave(n, 0)                                        # (B*n, P)
@@ -123,8 +125,7 @@ def sample_texts(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budget
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             pos = pos + 1
             out = model(input_ids=nxt.to(device).unsqueeze(1), attention_mask=mask,
-                        position_ids=pos.unsqueeze(1), past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
+                        position_ids=pos.unsqueeze(1), use_cache=True, **{cache_kw: cache})
             logits = out.logits[:, -1].float()
     texts = tokenizer.batch_decode(tokens, skip_special_tokens=True)
     return texts, truncated
