@@ -218,19 +218,21 @@ def test_jobs_smoke(tmp_path):
     assert prm_path(hard) != prm_path(soft) and orm_path(hard) == orm_path(soft)
 
 
-def test_sample_texts_matches_generate_and_keeps_budgets(tiny):
-    """Greedy text equals ``rl.generation.generate``'s (shared prefill, dropped rows and left
+def test_sample_texts_matches_hf_generate_and_keeps_budgets(tiny):
+    """Greedy text equals Hugging Face ``model.generate``'s (shared prefill, dropped rows and left
     padding change nothing); each text keeps its budget; a zero budget gives "" (truncated);
     samples of one prompt follow it in prompt-major order."""
-    from prmrl.rl.generation import generate
-
     model, tok = tiny
     prompts = [arith.prompt(f"Start with {i}. Add {i % 4 + 1}." + " Times 2." * (i % 3)) for i in range(7)]
-    ref = generate(model, tok, prompts, max_new_tokens=20, greedy=True)
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    out = model.generate(**enc, max_new_tokens=20, do_sample=False, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id)
+    ref = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    ref_truncated = [tok.eos_token_id not in row.tolist() for row in out[:, enc["input_ids"].shape[1]:]]
     texts, truncated = sample_texts(model, tok, prompts, n=2, budgets=20, greedy=True, batch_size=4)
-    assert len(set(ref.texts)) > 3 and not all(ref.truncated.tolist())
-    assert texts == [t for t in ref.texts for _ in range(2)]
-    assert truncated == [bool(t) for t in ref.truncated.tolist() for _ in range(2)]
+    assert len(set(ref)) > 3 and not all(ref_truncated)
+    assert texts == [t for t in ref for _ in range(2)]
+    assert truncated == [t for t in ref_truncated for _ in range(2)]
 
     budgets = [0, 1, 5, 9, 12, 12, 3]
     texts, truncated = sample_texts(model, tok, prompts, n=3, budgets=budgets, batch_size=5, seed=1)

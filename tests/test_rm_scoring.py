@@ -171,3 +171,55 @@ def test_train_orm_and_load_helpers(tmp_path):
     assert isinstance(load_scalar_model(tmp_path / "rm"), torch.nn.Module)
     with pytest.raises(ValueError, match="unknown PRM format"):
         load_prm(tmp_path / "rm", fmt="nope")
+
+
+def test_dense_positions_by_hand():
+    from prmrl.rm.train import dense_positions
+
+    # steps end at tokens 4, 7, 9; the prompt ends before token 2
+    assert dense_positions([4, 7, 9], [1, 1, 0], 2) == ([2, 3, 4, 5, 6, 7, 9], [1.0] * 6 + [0.0])
+    # the first wrong step gets only its end; a dead prefix stays dead on every token after
+    assert dense_positions([4, 7, 9], [1, 0, 0], 2) == ([2, 3, 4, 7, 8, 9], [1.0] * 3 + [0.0] * 3)
+    assert dense_positions([4, 7, 9], [0, 0, 1], 2) == ([4, 5, 6, 7, 9], [0.0] * 4 + [1.0])
+    assert dense_positions([], [], 2) == ([], [])
+
+
+def test_dense_training_batch_keeps_step_end_labels(char_setup):
+    _, tok = char_setup
+    fmt = NativeFormat(tok)
+    rec = StepLabelRecord("Q", ["ab", "cd", "e"], [1.0, 1.0, 0.0])
+    sparse = prm_training_batch(tok, fmt, [rec])
+    dense = prm_training_batch(tok, fmt, [rec], dense=True)
+    # every sparse label is also a dense label, with the same value
+    assert bool((dense["label_mask"] >= sparse["label_mask"]).all())
+    assert torch.equal(dense["labels"][sparse["label_mask"]], sparse["labels"][sparse["label_mask"]])
+    # "Q\nab\ncd\ne": tokens 2..7 ("ab\ncd") are 1, the last step only at "e"
+    assert dense["label_mask"][0].nonzero().squeeze(1).tolist() == [2, 3, 4, 5, 6, 8]
+
+
+def test_extra_layers_start_as_the_identity(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    tok = build_char_tokenizer()
+    torch.manual_seed(0)
+    policy = AutoModelForCausalLM.from_config(tiny_llama_config(tok, hidden=32, layers=2, heads=2, intermediate=64))
+    save_model(policy, tok, tmp_path / "policy")
+    base = load_scalar_model(tmp_path / "policy")
+    deep = load_scalar_model(tmp_path / "policy", extra_layers=2)
+    assert deep.config.num_hidden_layers == 4
+    ids = torch.tensor([tok.encode("Start with 3.\n(a) 3+4=7", add_special_tokens=False)])
+    h_base = base(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+    h_deep = deep(input_ids=ids, output_hidden_states=True).hidden_states[-1]
+    assert torch.allclose(h_base, h_deep, atol=1e-5)          # same features before training
+    assert float(deep(input_ids=ids).logits.detach().abs().max()) == 0.0   # fresh head: 0.5
+
+
+def test_top_p_keeps_the_nucleus():
+    from prmrl.rl.generation import _next_tokens
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]] * 2000))
+    gen = torch.Generator().manual_seed(0)
+    assert set(_next_tokens(logits, False, 1.0, 0.5, gen).tolist()) == {0}
+    assert set(_next_tokens(logits, False, 1.0, 0.7, gen).tolist()) == {0, 1}
+    assert set(_next_tokens(logits, False, 1.0, 1.0, gen).tolist()) == {0, 1, 2, 3}
+    assert _next_tokens(logits[:3], True, 1.0, 1.0, None).tolist() == [0, 0, 0]

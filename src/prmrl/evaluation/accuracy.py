@@ -35,8 +35,7 @@ def evaluate_policy(policy, tokenizer, questions: Sequence[str], golds: Sequence
         out["greedy_accuracy"] = sum(v is True for v in verdicts) / max(1, len(verdicts))
         diag = _diagnostics(tokenizer, g, verdicts, delimiter)
         out.update({f"greedy_{k}": v for k, v in diag.items()})
-    rep_prompts = [p for p in prompts for _ in range(n_samples)]
-    s = generate(policy, tokenizer, rep_prompts, max_new_tokens=max_new_tokens,
+    s = generate(policy, tokenizer, prompts, n=n_samples, max_new_tokens=max_new_tokens,
                  temperature=temperature, generator_seed=seed)
     verdicts = grade_batch(s.texts, [g for g in golds for _ in range(n_samples)])
     correct = [v is True for v in verdicts]

@@ -9,6 +9,7 @@ through the same functions; nothing downstream special-cases the tiny one.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -81,21 +82,55 @@ def load_policy(path: str | os.PathLike, dtype: torch.dtype | None = None) -> Pr
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
 
 
-def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None) -> PreTrainedModel:
+def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None,
+                      extra_layers: int = 0) -> PreTrainedModel:
     """A backbone with a scalar head per token (critic, ORM, PRM).
 
     From a causal-LM checkpoint the backbone weights are reused and the head starts fresh
     (initialised to zero, so a new critic predicts 0 and a new reward model 0.5).
+
+    ``extra_layers`` stacks that many new decoder layers on top of the checkpoint's (before the
+    final norm), each starting as the identity (zero output projections). A verifier needs
+    them: what the policy expects at a position (e.g. which operation comes next) exists only in
+    its last layer's output there, which no later position of the same depth can attend to; a
+    layer above it can compare that expectation with what the step actually wrote.
     """
     _check_path(path)
     config = AutoConfig.from_pretrained(str(path))
     fresh_head = not any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
+    if extra_layers:
+        return _deepened(path, config, extra_layers, dtype)
     model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
     if fresh_head:
         head = model.score if hasattr(model, "score") else model.classifier
         torch.nn.init.zeros_(head.weight)
         if getattr(head, "bias", None) is not None:
             torch.nn.init.zeros_(head.bias)
+    return model
+
+
+def _deepened(path, config, extra: int, dtype) -> PreTrainedModel:
+    if not hasattr(config, "num_hidden_layers"):
+        raise ValueError(f"{path}: extra layers need a decoder config with num_hidden_layers")
+    base = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
+    n = config.num_hidden_layers
+    deep_cfg = copy.deepcopy(base.config)
+    deep_cfg.num_hidden_layers = n + extra
+    if getattr(deep_cfg, "layer_types", None) is not None:     # per-layer attention kinds
+        deep_cfg.layer_types = list(deep_cfg.layer_types) + [deep_cfg.layer_types[-1]] * extra
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_config(deep_cfg, dtype=dtype)
+    missing, _ = model.load_state_dict(base.state_dict(), strict=False)
+    new = [k for k in missing if not any(f".layers.{i}." in k for i in range(n, n + extra))]
+    if new:
+        raise ValueError(f"{path}: weights missing after adding layers: {new[:3]}")
+    for name, p in model.named_parameters():
+        # identity at start: the new layers write nothing into the residual stream
+        if any(f".layers.{i}." in name for i in range(n, n + extra)) and name.endswith(
+                ("o_proj.weight", "down_proj.weight")):
+            torch.nn.init.zeros_(p)
+        if name.startswith(("score.", "classifier.")):
+            torch.nn.init.zeros_(p)
     return model
 
 

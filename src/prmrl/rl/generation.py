@@ -1,8 +1,10 @@
-"""Sampling responses with Hugging Face ``generate``: the one place prmrl produces text."""
+"""Sampling responses: the one place prmrl produces text (RL rollouts, evaluation, labelling)."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 
@@ -44,39 +46,119 @@ def encode_prompts(tokenizer, prompts: list[str]) -> tuple[torch.Tensor, torch.T
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 1.0,
-             top_p: float = 1.0, greedy: bool = False, batch_size: int = 512,
+             top_p: float = 1.0, greedy: bool = False, n: int = 1, batch_size: int = 512,
              generator_seed: int | None = None) -> Generation:
-    """One response per prompt (repeat prompts for several samples). Greedy ignores temperature."""
-    if generator_seed is not None:
-        torch.manual_seed(generator_seed)
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    parts = []
-    for i in range(0, len(prompts), batch_size):
-        p_ids, p_mask = encode_prompts(tokenizer, prompts[i: i + batch_size])
-        out = model.generate(
-            input_ids=p_ids, attention_mask=p_mask, max_new_tokens=max_new_tokens,
-            do_sample=not greedy, temperature=None if greedy else temperature,
-            top_p=None if greedy or top_p >= 1.0 else top_p, top_k=None,
-            eos_token_id=eos, pad_token_id=pad, use_cache=True)
-        parts.append((p_ids, p_mask, out[:, p_ids.shape[1]:]))
-    P = max(p.shape[1] for p, _, _ in parts)
-    R = max(r.shape[1] for _, _, r in parts)
-    prompt_ids = torch.cat([_left_pad(p, P, pad) for p, _, _ in parts])
-    prompt_mask = torch.cat([_left_pad(m, P, 0) for _, m, _ in parts])
-    response_ids = torch.cat([_right_pad(r, R, pad) for _, _, r in parts])
-    # Tokens after the first EOS are padding; the EOS itself is a response token.
-    is_eos = response_ids == eos
-    after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0
-    response_mask = (~after_eos).long()
-    response_ids = response_ids.masked_fill(after_eos, pad)
-    truncated = ~is_eos.any(1)
+    """``n`` responses per prompt, prompt-major (prompt i's are rows ``i*n .. i*n+n-1``).
+    Greedy ignores temperature. ``generator_seed`` None draws from torch's global generator
+    (seeded by the run), so a run is reproducible either way."""
+    ids, lengths, truncated = sample_tokens(
+        model, tokenizer, prompts, n=n, budgets=max_new_tokens, temperature=temperature,
+        top_p=top_p, greedy=greedy, batch_size=batch_size, seed=generator_seed)
+    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts)
+    prompt_ids = prompt_ids.repeat_interleave(n, 0)
+    prompt_mask = prompt_mask.repeat_interleave(n, 0)
+    # The EOS, when emitted, is the last response token; the rest of the row is padding.
+    response_mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
+    response_ids = ids
     texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-    return Generation(prompt_ids, prompt_mask, response_ids, response_mask, truncated, texts)
+    return Generation(prompt_ids, prompt_mask, response_ids, response_mask,
+                      torch.tensor(truncated, dtype=torch.bool), texts)
 
 
-def _left_pad(x: torch.Tensor, width: int, value: int) -> torch.Tensor:
-    return torch.nn.functional.pad(x, (width - x.shape[1], 0), value=value)
+@torch.inference_mode()
+def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budgets: int | Sequence[int],
+                  temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
+                  batch_size: int = 512, seed: int | None = 0,
+                  progress: Callable[[int], None] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
+    """``n`` continuations of each prompt, at most ``budgets[i]`` new tokens each, prompt-major.
+
+    Returns ``(B*n, R)`` token ids, right-padded with the pad id, EOS kept where it was emitted;
+    ``(B*n,)`` lengths (tokens written, EOS included); and whether each row hit its budget
+    without EOS. Sampling is softmax(logits / temperature),
+    then nucleus (top-p) filtering, as ``model.generate`` does; only EOS or the budget stops a
+    row. Cheaper than ``model.generate`` for short answers, which is what RL and labelling sample:
+
+    - a prompt is encoded once and its KV cache repeated for its ``n`` samples (one prefill);
+    - rows that stopped are dropped from the batch (when a quarter of it has), instead of
+      decoding padding until the longest row ends;
+    - tokens go straight into one preallocated tensor: no per-token Python work.
+    """
+    from transformers import DynamicCache
+
+    from prmrl.models.forward import position_ids_from_mask
+
+    # transformers 5 names the KV-cache argument `cache` (`past_key_values` is deprecated there).
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    total = len(prompts)
+    budget = [budgets] * total if isinstance(budgets, int) else list(budgets)
+    if len(budget) != total:
+        raise ValueError(f"{len(budget)} budgets for {total} prompts")
+    device = next(model.parameters()).device
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
+    width = max([0, *budget])
+    out_ids = torch.full((total * n, width), pad, dtype=torch.long)
+    ended = torch.zeros(total * n, dtype=torch.bool)        # emitted EOS
+    lengths = torch.zeros(total * n, dtype=torch.long)
+    # Longest prompts first: a batch holds similar lengths (little padding, similar budgets).
+    order = sorted(range(total), key=lambda i: -len(prompts[i]))
+    per_batch = max(1, batch_size // n)
+    for c in range(0, total, per_batch):
+        idx = order[c:c + per_batch]
+        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                        add_special_tokens=False)
+        mask = enc["attention_mask"].to(device)                                    # (B, P)
+        cache = DynamicCache()      # filled in place by every forward below
+        out = model(input_ids=enc["input_ids"].to(device), attention_mask=mask,
+                    position_ids=position_ids_from_mask(mask), use_cache=True, logits_to_keep=1,
+                    **{cache_kw: cache})
+        cache.batch_repeat_interleave(n)
+        logits = out.logits[:, -1].float().repeat_interleave(n, 0)                 # (b, V)
+        mask = mask.repeat_interleave(n, 0)                                        # (b, P)
+        pos = mask.sum(1) - 1                                                      # (b,) last position
+        rows = torch.tensor([i * n + j for i in idx for j in range(n)])            # (b,) global rows
+        left = torch.tensor([budget[i] for i in idx for _ in range(n)])            # (b,) tokens allowed
+        alive = left > 0
+        step = 0
+        while alive.any():
+            nxt = _next_tokens(logits, greedy, temperature, top_p, gen)            # (b,)
+            live = alive.nonzero().squeeze(1)
+            out_ids[rows[live], step] = nxt[live].cpu()
+            ended[rows[live]] |= (nxt[live] == eos).cpu()
+            lengths[rows[live]] = step + 1
+            left -= 1
+            stopped = alive & ((nxt.cpu() == eos) | (left <= 0))
+            alive &= ~stopped
+            if progress is not None and stopped.any():
+                progress(int(stopped.sum()))
+            if not alive.any():
+                break
+            step += 1
+            if (~alive).sum() * 4 >= len(alive):   # compact: drop rows that stopped
+                keep = alive.nonzero().squeeze(1)
+                cache.batch_select_indices(keep.to(device))
+                rows, left, alive, nxt = rows[keep], left[keep], alive[keep], nxt[keep]
+                mask, pos = mask[keep], pos[keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            pos = pos + 1
+            out = model(input_ids=nxt.to(device).unsqueeze(1), attention_mask=mask,
+                        position_ids=pos.unsqueeze(1), use_cache=True, **{cache_kw: cache})
+            logits = out.logits[:, -1].float()
+    used = int(lengths.max()) if len(lengths) else 0
+    return out_ids[:, :max(used, 1)], lengths, (~ended).tolist()
 
 
-def _right_pad(x: torch.Tensor, width: int, value: int) -> torch.Tensor:
-    return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
+def _next_tokens(logits: torch.Tensor, greedy: bool, temperature: float, top_p: float,
+                 gen: torch.Generator | None) -> torch.Tensor:
+    """(b, V) logits -> (b,) next tokens: argmax, or a sample of softmax(logits / T) restricted
+    to the smallest set of tokens whose probability reaches top_p."""
+    if greedy:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, sorted_i = probs.sort(-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p >= top_p       # mass before it already reaches p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, sorted_i, sorted_p)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(1)

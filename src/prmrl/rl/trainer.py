@@ -57,11 +57,11 @@ class PPOTrainer:
     def generate(self, questions: list[str], golds: list[str]) -> RolloutBatch:
         p = self.cfg.ppo
         n = p.samples_per_prompt
-        questions = [q for q in questions for _ in range(n)]
-        golds = [g for g in golds for _ in range(n)]
         policy = self.acc.unwrap_model(self.actor).eval()
-        gen = generate(policy, self.tok, [self.prompt_fn(q) for q in questions],
+        gen = generate(policy, self.tok, [self.prompt_fn(q) for q in questions], n=n,
                        max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p)
+        questions = [q for q in questions for _ in range(n)]       # prompt-major, as generated
+        golds = [g for g in golds for _ in range(n)]
         steps = steps_for_batch(self.tok, gen.response_ids.tolist(), self.cfg.task.step_delimiter)
         S = max(1, max(len(s.texts) for s in steps))
         step_end = torch.full((len(steps), S), -1, dtype=torch.long)

@@ -19,7 +19,6 @@ Speed comes from three choices (labelling is most of the reward-model pipeline's
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Callable, Sequence
 import torch
 
 from prmrl.evaluation.bon import accuracy_at, roc_auc
+from prmrl.rl.generation import sample_tokens
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
 from prmrl.steps import split_steps, step_texts
 
@@ -49,86 +49,16 @@ class SampledAnswer:
         return self.response[: self.step_ends[k]] + delimiter
 
 
-@torch.inference_mode()
 def sample_texts(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budgets: int | Sequence[int],
                  temperature: float = 1.0, greedy: bool = False, batch_size: int = 512, seed: int = 0,
                  progress: Callable[[int], None] | None = None) -> tuple[list[str], list[bool]]:
-    """``n`` continuations of each prompt, at most ``budgets[i]`` new tokens each (prompt-major:
-    prompt i's are at ``i*n .. i*n+n-1``); returns the texts and whether each hit its budget
-    without EOS. The same distribution as ``rl.generation.generate`` (softmax of logits /
-    temperature, no top-k/top-p; only EOS stops a row), sampled more cheaply for labelling:
-
-    - a prompt is encoded once and its KV cache repeated for its ``n`` samples: the M completions
-      of a prefix share one prefill, the most expensive part for long prompts and short answers;
-    - rows that stopped are dropped from the batch (when a quarter of it has), instead of
-      decoding padding until the longest row ends as ``generate`` does.
-    """
-    from transformers import DynamicCache
-
-    from prmrl.models.forward import position_ids_from_mask
-
-    # transformers 5 names the KV-cache argument `cache` (`past_key_values` is deprecated there).
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    total = len(prompts)
-    budget = [budgets] * total if isinstance(budgets, int) else list(budgets)
-    if len(budget) != total:
-        raise ValueError(f"{len(budget)} budgets for {total} prompts")
-    device = next(model.parameters()).device
-    eos = tokenizer.eos_token_id
-    gen = torch.Generator(device=device).manual_seed(seed)
-    tokens: list[list[int]] = [[] for _ in range(total * n)]
-    truncated = [False] * (total * n)
-    # Longest prompts first: a batch holds similar lengths (little padding, similar budgets).
-    order = sorted(range(total), key=lambda i: -len(prompts[i]))
-    per_batch = max(1, batch_size // n)
-    for c in range(0, total, per_batch):
-        idx = order[c:c + per_batch]
-        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                        add_special_tokens=False)
-        mask = enc["attention_mask"].to(device)                                    # (B, P)
-        cache = DynamicCache()      # filled in place by every forward below
-        out = model(input_ids=enc["input_ids"].to(device), attention_mask=mask,
-                    position_ids=position_ids_from_mask(mask), use_cache=True, logits_to_keep=1,
-                    **{cache_kw: cache})
-        cache.batch_repeat_interleave(n)
-        logits = out.logits[:, -1].float().repeat_interleave(n, 0)                 # (B*n, V)
-        mask = mask.repeat_interleave(n, 0)                                        # (B*n, P)
-        pos = mask.sum(1) - 1                                                      # (B*n,) last position
-        rows = torch.tensor([i * n + j for i in idx for j in range(n)])            # global sample ids
-        left = torch.tensor([budget[i] for i in idx for _ in range(n)])            # tokens allowed
-        alive = left > 0
-        for r in rows[~alive].tolist():
-            truncated[r] = True
-        while alive.any():
-            if greedy:
-                nxt = logits.argmax(-1)
-            else:
-                probs = torch.softmax(logits / temperature, dim=-1)
-                nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)
-            for r, t, a in zip(rows.tolist(), nxt.tolist(), alive.tolist()):
-                if a and t != eos:
-                    tokens[r].append(t)
-            left -= 1
-            stopped = alive & ((nxt == eos) | (left <= 0))
-            for r in rows[stopped & (nxt != eos)].tolist():
-                truncated[r] = True
-            alive &= ~stopped
-            if progress is not None and stopped.any():
-                progress(int(stopped.sum()))
-            if not alive.any():
-                break
-            if (~alive).sum() * 4 >= len(alive):   # compact: drop rows that stopped
-                keep = alive.nonzero().squeeze(1)
-                cache.batch_select_indices(keep.to(device))
-                rows, left, alive, nxt = rows[keep], left[keep], alive[keep], nxt[keep]
-                mask, pos = mask[keep], pos[keep]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            pos = pos + 1
-            out = model(input_ids=nxt.to(device).unsqueeze(1), attention_mask=mask,
-                        position_ids=pos.unsqueeze(1), use_cache=True, **{cache_kw: cache})
-            logits = out.logits[:, -1].float()
-    texts = tokenizer.batch_decode(tokens, skip_special_tokens=True)
-    return texts, truncated
+    """``n`` continuations of each prompt as text (prompt-major), at most ``budgets[i]`` new
+    tokens each, and whether each hit its budget without EOS: ``rl.generation.sample_tokens``
+    (the sampler PPO uses: one prefill per prompt, finished rows dropped), decoded."""
+    ids, _, truncated = sample_tokens(model, tokenizer, prompts, n=n, budgets=budgets,
+                                   temperature=temperature, greedy=greedy, batch_size=batch_size,
+                                   seed=seed, progress=progress)
+    return tokenizer.batch_decode(ids, skip_special_tokens=True), truncated
 
 
 def sample_answers(policy, tokenizer, questions: Sequence[str], golds: Sequence[str], *,

@@ -33,8 +33,29 @@ def _label_batch(tokenizer, seqs: list[list[int]], positions: list[list[int]], l
     return {"input_ids": ids, "attention_mask": mask, "labels": lab, "label_mask": lab_mask}
 
 
-def prm_training_batch(tokenizer, fmt, records: Sequence[StepLabelRecord], max_length: int | None = None
-                       ) -> dict[str, torch.Tensor]:
+def dense_positions(positions: list[int], labels: list[float], start: int) -> tuple[list[int], list[float]]:
+    """Spread each step's label over the tokens of that step where the label is already known.
+
+    A step whose label equals the previous step's (or the first step, labelled 1) only carries
+    the state of its prefix (still right / already wrong), so every token of it gets that label:
+    ``positions[k-1] + 1 .. positions[k]`` (from ``start`` for the first step). A step where the
+    label changes is where something happened inside it; only its scored token gets the label.
+    About 8x the supervision of one label per step, with no label that the step-end reading
+    would not also give. Example: positions [4, 7, 9], labels [1, 1, 0], start 2 ->
+    positions [2, 3, 4, 5, 6, 7, 9], labels [1, 1, 1, 1, 1, 1, 0].
+    """
+    out_p, out_y = [], []
+    prev_pos, prev_y = start - 1, 1.0
+    for p, y in zip(positions, labels):
+        lo = prev_pos + 1 if y == prev_y else p
+        out_p += list(range(lo, p + 1))
+        out_y += [float(y)] * (p + 1 - lo)
+        prev_pos, prev_y = p, y
+    return out_p, out_y
+
+
+def prm_training_batch(tokenizer, fmt, records: Sequence[StepLabelRecord], max_length: int | None = None,
+                       dense: bool = False) -> dict[str, torch.Tensor]:
     """input_ids, attention_mask (B, L); labels (B, L) float32, 0 where ``label_mask`` is False.
 
     Example (char tokenizer, native format, prompt "{question}\\n", delimiter "\\n"):
@@ -42,8 +63,17 @@ def prm_training_batch(tokenizer, fmt, records: Sequence[StepLabelRecord], max_l
     label_mask is True at tokens 3 ("b") and 5 ("c") with labels 1.0 and 0.25.
     """
     enc = [fmt.encode(r.question, r.steps) for r in records]
-    return _label_batch(tokenizer, [e.input_ids for e in enc], [e.positions for e in enc],
-                        [r.labels for r in records], max_length)
+    positions, labels = [e.positions for e in enc], [r.labels for r in records]
+    if dense:   # ``dense_positions``; the first step starts after the prompt
+        starts = [_prompt_tokens(fmt, r.question) for r in records]
+        pairs = [dense_positions(p, y, st) for p, y, st in zip(positions, labels, starts)]
+        positions, labels = [p for p, _ in pairs], [y for _, y in pairs]
+    return _label_batch(tokenizer, [e.input_ids for e in enc], positions, labels, max_length)
+
+
+def _prompt_tokens(fmt, question: str) -> int:
+    """Tokens before the first step: the encoding of the question with no steps."""
+    return len(fmt.tokenizer(fmt.text(question, []), add_special_tokens=True)["input_ids"])
 
 
 def orm_training_batch(tokenizer, records: Sequence[OutcomeRecord], prompt_template: str = "{question}\n",
@@ -58,7 +88,7 @@ def orm_training_batch(tokenizer, records: Sequence[OutcomeRecord], prompt_templ
 def train_reward_model(model: PreTrainedModel, tokenizer, examples: Sequence[StepLabelRecord | OutcomeRecord],
                        kind: str, epochs: int = 1, lr: float = 1e-4, batch_size: int = 8, seed: int = 0,
                        fmt=None, prompt_template: str = "{question}\n", max_length: int | None = None,
-                       grad_clip: float = 1.0, weight_decay: float = 0.0,
+                       grad_clip: float = 1.0, weight_decay: float = 0.0, dense: bool = False,
                        log_fn: Callable[[dict], None] | None = None) -> dict[str, float]:
     """A plain loop: shuffle (seeded), BCE on labelled tokens, AdamW, gradient clipping.
 
@@ -72,7 +102,7 @@ def train_reward_model(model: PreTrainedModel, tokenizer, examples: Sequence[Ste
         raise ValueError(f"training needs a scalar head (num_labels=1), got {model.config.num_labels}")
     if kind == "prm":
         fmt = fmt if fmt is not None else NativeFormat(tokenizer, prompt_template=prompt_template)
-        make = lambda recs: prm_training_batch(tokenizer, fmt, recs, max_length)  # noqa: E731
+        make = lambda recs: prm_training_batch(tokenizer, fmt, recs, max_length, dense)  # noqa: E731
     else:
         make = lambda recs: orm_training_batch(tokenizer, recs, prompt_template, max_length)  # noqa: E731
 
