@@ -70,8 +70,9 @@ class ModelConfig:
 
 @dataclass
 class SFTConfig:
-    steps: int = 400
-    """optimizer steps (about 1.5-2 minutes on 2 CPU cores for the tiny model)"""
+    steps: int = 600
+    """optimizer steps (about 2.5 minutes on 2 CPU cores for the tiny model); the loss is still
+    falling at 400, and how well the model learns to look up operation k varies by seed there"""
     batch_size: int = 64
     lr: float = 5e-3
     warmup_steps: int = 30
@@ -105,8 +106,10 @@ class PPOConfig:
     max_new_tokens: int = 64
     temperature: float = 1.0
     top_p: float = 1.0
-    ppo_epochs: int = 2
-    minibatch_size: int = 128
+    ppo_epochs: int = 1
+    """passes over each rollout batch; 1 with minibatches of 64 makes as many updates as 2 x 128
+    at half the compute, and held greedy accuracy better on the embedded task (measured)"""
+    minibatch_size: int = 64
     actor_lr: float = 1e-4
     critic_lr: float = 1e-3
     gamma: float = 1.0
@@ -115,7 +118,8 @@ class PPOConfig:
     sits at the last token and a fresh critic would otherwise bias the early tokens' advantages"""
     clip_eps: float = 0.2
     value_clip_eps: float = 0.2
-    kl_beta: float = 0.05
+    kl_beta: float = 0.1
+    """per-token KL penalty; 0.1 held greedy accuracy best of 0.05, 0.1, 0.2 (two seeds, measured)"""
     kl_estimator: Literal["k1", "k2", "k3", "abs"] = "k1"
     whiten_advantages: bool = True
     max_grad_norm: float = 1.0
@@ -161,6 +165,11 @@ class RMConfig:
     epochs: float = 2.0
     batch_size: int = 64
     lr: float = 1e-3
+    extra_layers: int = 0
+    """new decoder layers stacked on the backbone of the ORM/PRM (identity at start)"""
+    dense_labels: bool = False
+    """PRM: also label every token of a step whose label only carries its prefix's state
+    (``prmrl.rm.train.dense_positions``), not just the step's last token"""
     bon_n: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     bon_problems: int = 500
 

@@ -67,7 +67,8 @@ def labels_path(cfg: Config) -> Path:
 def _train_settings(cfg: Config) -> dict:
     r = cfg.rm
     return {"init": _model_id(cfg, r.init), "epochs": r.epochs, "batch_size": r.batch_size,
-            "lr": r.lr, "seed": cfg.run.seed, "template": PROMPT_TEMPLATE}
+            "lr": r.lr, "seed": cfg.run.seed, "template": PROMPT_TEMPLATE,
+            "extra_layers": r.extra_layers, "dense": r.dense_labels}
 
 
 def rm_key(cfg: Config, kind: str) -> str:
@@ -191,7 +192,7 @@ def train_rm_job(cfg: Config, kind: str, force: bool = False) -> Path:
     r = cfg.rm
     init = r.init or _base_policy(cfg)
     tok = load_tokenizer(init)
-    model = load_scalar_model(init)
+    model = load_scalar_model(init, extra_layers=r.extra_layers)
     examples = outcome_records(records) if kind == "orm" else records
     examples, epochs = _epochs(examples, r.epochs, cfg.run.seed)
 
@@ -208,7 +209,7 @@ def train_rm_job(cfg: Config, kind: str, force: bool = False) -> Path:
     result = train_reward_model(model, tok, examples, kind=kind, epochs=epochs, lr=r.lr,
                                 batch_size=r.batch_size, seed=cfg.run.seed,
                                 fmt=NativeFormat(tok, PROMPT_TEMPLATE, cfg.task.step_delimiter),
-                                prompt_template=PROMPT_TEMPLATE, log_fn=log_fn)
+                                prompt_template=PROMPT_TEMPLATE, dense=r.dense_labels, log_fn=log_fn)
     bar.close()
     log.close()
     save_model(model, tok, path)
