@@ -25,13 +25,17 @@ from prmrl.evaluation.bon import roc_auc  # noqa: E402
 from prmrl.pipeline import quiet_transformers, run_sft  # noqa: E402
 
 
-def step_kind(problem, steps: list[str]) -> list[str]:
-    """The kind of each step of one answer, from the arith checker's point of view (meaningful
-    up to the first wrong step; ``_first_error_kinds`` marks the rest)."""
+def step_kinds(problem, steps: list[str]) -> list[str]:
+    """The kind of each step of one answer, from the arith checker's point of view; every step
+    after the first wrong one is "after an error"."""
     from prmrl.tasks.arith import _STEP, OPS, check_steps, marker
 
-    truth, k, kinds = problem.values(), 0, []
+    truth, k, kinds, dead = problem.values(), 0, [], False
     for step, verdict in zip(steps, check_steps(problem, steps)):
+        if dead:
+            kinds.append("after an error")
+            continue
+        dead = verdict.label == 0.0
         line = step.strip()
         m = _STEP.match(line)
         if m and not line.startswith("Check: "):
@@ -88,8 +92,7 @@ def main() -> None:
     oracle = oracle_step_labels(task.test_problems, answers)
     by_kind: dict[str, list[float]] = defaultdict(list)
     for a, ss in zip(answers, scores):
-        kinds = _first_error_kinds(task.test_problems[a.problem], a.steps)
-        for kind, s in zip(kinds, ss):
+        for kind, s in zip(step_kinds(task.test_problems[a.problem], a.steps), ss):
             if s is not None:
                 by_kind[kind].append(s)
     xs = [s for ss, ys in zip(scores, oracle) for s, y in zip(ss, ys) if s is not None]
@@ -100,20 +103,6 @@ def main() -> None:
     for kind in sorted(by_kind, key=lambda k: -sum(by_kind[k]) / len(by_kind[k])):
         v = by_kind[kind]
         print(f"{kind:<28}{len(v):>7}{sum(v) / len(v):>12.3f}")
-
-
-def _first_error_kinds(problem, steps: list[str]) -> list[str]:
-    """Like ``step_kind``, with every step after the first wrong one marked 'after an error'."""
-    from prmrl.tasks.arith import check_steps
-
-    verdicts = check_steps(problem, steps)
-    kinds = step_kind(problem, steps)
-    dead = False
-    out = []
-    for kind, v in zip(kinds, verdicts):
-        out.append("after an error" if dead else kind)
-        dead = dead or v.label == 0.0
-    return out
 
 
 if __name__ == "__main__":

@@ -96,10 +96,10 @@ def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None,
     layer above it can compare that expectation with what the step actually wrote.
     """
     _check_path(path)
+    if extra_layers:
+        return _deepened(path, extra_layers, dtype)
     config = AutoConfig.from_pretrained(str(path))
     fresh_head = not any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
-    if extra_layers:
-        return _deepened(path, config, extra_layers, dtype)
     model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
     if fresh_head:
         head = model.score if hasattr(model, "score") else model.classifier
@@ -109,11 +109,11 @@ def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None,
     return model
 
 
-def _deepened(path, config, extra: int, dtype) -> PreTrainedModel:
-    if not hasattr(config, "num_hidden_layers"):
-        raise ValueError(f"{path}: extra layers need a decoder config with num_hidden_layers")
+def _deepened(path, extra: int, dtype) -> PreTrainedModel:
     base = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
-    n = config.num_hidden_layers
+    if not hasattr(base.config, "num_hidden_layers"):
+        raise ValueError(f"{path}: extra layers need a decoder config with num_hidden_layers")
+    n = base.config.num_hidden_layers
     deep_cfg = copy.deepcopy(base.config)
     deep_cfg.num_hidden_layers = n + extra
     if getattr(deep_cfg, "layer_types", None) is not None:     # per-layer attention kinds

@@ -59,9 +59,8 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
     prompt_mask = prompt_mask.repeat_interleave(n, 0)
     # The EOS, when emitted, is the last response token; the rest of the row is padding.
     response_mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
-    response_ids = ids
-    texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-    return Generation(prompt_ids, prompt_mask, response_ids, response_mask,
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return Generation(prompt_ids, prompt_mask, ids, response_mask,
                       torch.tensor(truncated, dtype=torch.bool), texts)
 
 
@@ -99,8 +98,7 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
     gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
     width = max([0, *budget])
     out_ids = torch.full((total * n, width), pad, dtype=torch.long)
-    ended = torch.zeros(total * n, dtype=torch.bool)        # emitted EOS
-    lengths = torch.zeros(total * n, dtype=torch.long)
+    lengths = torch.zeros(total * n, dtype=torch.long)       # tokens written, EOS included
     # Longest prompts first: a batch holds similar lengths (little padding, similar budgets).
     order = sorted(range(total), key=lambda i: -len(prompts[i]))
     per_batch = max(1, batch_size // n)
@@ -123,12 +121,12 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
         step = 0
         while alive.any():
             nxt = _next_tokens(logits, greedy, temperature, top_p, gen)            # (b,)
+            nxt_host = nxt.cpu()                     # one device-to-host copy per step
             live = alive.nonzero().squeeze(1)
-            out_ids[rows[live], step] = nxt[live].cpu()
-            ended[rows[live]] |= (nxt[live] == eos).cpu()
+            out_ids[rows[live], step] = nxt_host[live]
             lengths[rows[live]] = step + 1
             left -= 1
-            stopped = alive & ((nxt.cpu() == eos) | (left <= 0))
+            stopped = alive & ((nxt_host == eos) | (left <= 0))
             alive &= ~stopped
             if progress is not None and stopped.any():
                 progress(int(stopped.sum()))
@@ -146,7 +144,10 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
                         position_ids=pos.unsqueeze(1), use_cache=True, **{cache_kw: cache})
             logits = out.logits[:, -1].float()
     used = int(lengths.max()) if len(lengths) else 0
-    return out_ids[:, :max(used, 1)], lengths, (~ended).tolist()
+    # A row ended by EOS has it as its last written token (true even when pad == EOS).
+    last = out_ids[torch.arange(len(lengths)), (lengths - 1).clamp(min=0)] if width else lengths
+    truncated = (lengths == 0) | (last != eos)
+    return out_ids[:, :max(used, 1)], lengths, truncated.tolist()
 
 
 def _next_tokens(logits: torch.Tensor, greedy: bool, temperature: float, top_p: float,

@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import torch
-
 from prmrl.evaluation.bon import accuracy_at, roc_auc
 from prmrl.rl.generation import sample_tokens
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
