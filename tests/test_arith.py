@@ -38,9 +38,11 @@ def test_question_text():
     rng = __import__("random").Random(0)
     p = arith.make_problem("x", 37, (("*", 4), ("+", 12), ("-", 9)), rng)
     assert p.answer == "151"
-    assert p.solution == "(a) 37*4=148\n(b) 148+12=160\n(c) 160-9=151\n\\boxed{151}"
-    assert p.question.startswith("Start with 37. (a) ")
-    assert " (b) " in p.question and " (c) " in p.question
+    assert p.question == f"Start with 37. (a) 4 times. (b) {p.phrases[1]}. (c) {p.phrases[2]}."
+    assert p.phrases[1] in ("12 more", "12 added") and p.phrases[2] in ("9 less", "9 fewer")
+    # each step copies its operation's words from the question, then does the arithmetic
+    assert p.solution == (f"(a) 4 times: 37*4=148\n(b) {p.phrases[1]}: 148+12=160\n"
+                          f"(c) {p.phrases[2]}: 160-9=151\n\\boxed{{151}}")
 
 
 def test_step_checker_labels():
@@ -66,6 +68,14 @@ def test_step_checker_labels():
     assert labels(["(a) 37*4=148", "(b) 148+12=160", "\\boxed{160}"]) == [1, 1, 1]
     assert labels(["(a) 37*4=148", "(a) 148+12=160"]) == [1, 0]
     assert labels(["(b) 37*4=148"]) == [0]
+    # operation words: any synonym of the step's own operation and operand is right
+    assert labels(["(a) 4 times: 37*4=148", "(b) 12 added: 148+12=160", "\\boxed{160}"]) == [1, 1, 1]
+    assert labels(["(a) 4 times: 37*4=148", "(b) 12 more: 148+12=160", "Check: 37*4=148"]) == [1, 1, 1]
+    # ... words naming another operation or operand are wrong, even with right arithmetic
+    assert labels(["(a) 4 more: 37*4=148"]) == [0]
+    assert labels(["(a) 5 times: 37*4=148"]) == [0]
+    assert labels(["(a) 4 bigger: 37*4=148"]) == [0]
+    assert [v.arithmetic_ok for v in arith.check_steps(p, ["(a) 4 more: 37*4=148"])] == [True]
     assert arith.check_step(p, ["37*4=148"], "148+12=160") is True
     assert arith.check_step(p, ["37*4=148"], "148+12=161") is False
 

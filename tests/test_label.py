@@ -54,7 +54,7 @@ def slipped(p: arith.Problem, at: int) -> str:
     values, lines = [p.start], []
     for k, (op, b) in enumerate(p.ops):
         result = arith.OPS[op](values[-1], b) + (1 if k == at else 0)
-        lines.append(f"{arith.marker(k)} {values[-1]}{op}{b}={result}")
+        lines.append(arith.step_line(k, p.phrases[k], values[-1], op, b, result))
         values.append(result)
     return "\n".join(lines + [f"\\boxed{{{values[-1]}}}"])
 

@@ -68,6 +68,7 @@ def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy):
     b.step_texts = [st.texts]
     b.step_end_index = torch.tensor([st.end_tokens])
     b.step_mask = torch.ones(1, 3, dtype=torch.bool)
+    b.old_logprobs = None                  # the sampler's were for the sampled answers
     tr.score(b)
     tr.shape(b)
     r = b.token_rewards[0]
@@ -80,6 +81,30 @@ def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy):
     expected[ends[2]] += 0.25
     expected[len(ids) - 1] += 1.0          # success reward on the last token (EOS)
     assert torch.allclose(r, expected, atol=1e-6), (r, expected)
+
+
+def test_sampler_logprobs_are_the_policys(tmp_path, tiny_policy):
+    """PPO's old log-probs come from the sampler: they equal a full forward pass's at the
+    training temperature on every response token, and are 0 past a row's end."""
+    from prmrl.models.forward import token_logprobs
+    from prmrl.rl.generation import encode_prompts, sample_tokens
+
+    torch.manual_seed(0)
+    cfg = tiny_cfg(tmp_path, "ppo.temperature=0.7")
+    tr = make_trainer(cfg, tiny_policy)
+    b = tr.generate(["Start with 3. (a) 4 more.", "Start with 12. (a) 2 times. (b) 9 less."], ["7", "15"])
+    full, _ = token_logprobs(tr.actor, b.input_ids, b.attention_mask, b.n_response, 0.7)
+    m = b.response_mask.bool()
+    assert torch.allclose(b.old_logprobs[m], full[m], atol=1e-4)
+    # rows of different lengths (budgets 5 and 12): padding gets 0
+    prompts = [arith.prompt("Start with 3. (a) 4 more."), arith.prompt("Start with 12. (a) 2 times.")]
+    ids, lengths, _, logprobs = sample_tokens(tr.actor, tr.tok, prompts, budgets=[5, 12], temperature=0.7)
+    assert lengths.tolist() == [5, 12] and (logprobs[0, 5:] == 0).all()
+    p_ids, p_mask = encode_prompts(tr.tok, prompts)
+    mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).long()
+    full, _ = token_logprobs(tr.actor, torch.cat([p_ids, ids], 1), torch.cat([p_mask, mask], 1),
+                             ids.shape[1], 0.7)
+    assert torch.allclose(logprobs[mask.bool()], full[mask.bool()], atol=1e-4)
 
 
 def test_ppo_changes_parameters_and_logs(tmp_path, tiny_policy):

@@ -103,7 +103,7 @@ class PPOConfig:
     iterations: int = 20
     prompts_per_iteration: int = 64
     samples_per_prompt: int = 4
-    max_new_tokens: int = 64
+    max_new_tokens: int = 128
     temperature: float = 1.0
     top_p: float = 1.0
     ppo_epochs: int = 1
@@ -134,7 +134,7 @@ class EvalConfig:
     """samples per problem at temperature 1 for sampling accuracy and pass@k"""
     pass_k: list[int] = field(default_factory=lambda: [1, 4])
     temperature: float = 1.0
-    max_new_tokens: int = 64
+    max_new_tokens: int = 128
     every: int = 10
     """evaluate on a held-out subset every N iterations (0: only at the end)"""
     n_problems_during: int = 200
@@ -159,7 +159,7 @@ class RMConfig:
     completer: str | None = None
     """policy that completes prefixes for auto labels; None: model.policy, else the SFT policy"""
     temperature: float = 1.0
-    max_new_tokens: int = 64
+    max_new_tokens: int = 128
     init: str | None = None
     """backbone the ORM/PRM start from; None: model.policy, else the SFT policy"""
     epochs: float = 2.0

@@ -52,17 +52,30 @@ class RolloutBatch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def minibatch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The tensors PPO's update needs, for rows ``idx``, trimmed to the longest response."""
+    def rows(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Rows ``idx`` as (input_ids, attention_mask, T): the columns that are padding in every
+        one of them cut off (left of the prompts, right of the responses), so a forward pass
+        computes no more than the longest row needs. The response is the last T columns."""
+        am = self.attention_mask[idx]
         T = int(self.response_mask[idx].sum(1).max().clamp(min=1))
         cut = self.n_response - T
-        ids = self.input_ids[idx]
-        am = self.attention_mask[idx]
-        if cut > 0:
-            ids, am = ids[:, :-cut], am[:, :-cut]
+        prompt_width = am.shape[1] - self.n_response
+        first = int(am[:, :prompt_width].any(0).long().argmax()) if prompt_width else 0
+        end = am.shape[1] - cut
+        return self.input_ids[idx, first:end], am[:, first:end], T
+
+    def minibatch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tensors PPO's update needs, for rows ``idx``, trimmed to the longest response."""
+        ids, am, T = self.rows(idx)
         return {
             "input_ids": ids, "attention_mask": am,
             "response_mask": self.response_mask[idx, :T],
             "old_logprobs": self.old_logprobs[idx, :T], "old_values": self.old_values[idx, :T],
             "advantages": self.advantages[idx, :T], "returns": self.returns[idx, :T],
         }
+
+    def chunks(self, size: int) -> list[torch.Tensor]:
+        """Row indices in chunks of ``size``, rows of similar length together (for inference
+        passes, where the grouping changes nothing but the padding computed)."""
+        order = torch.argsort(self.response_mask.sum(1), stable=True)
+        return [order[i:i + size] for i in range(0, len(order), size)]

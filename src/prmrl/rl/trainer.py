@@ -75,7 +75,7 @@ class PPOTrainer:
             response_mask=gen.response_mask.to(dev), truncated=gen.truncated,
             questions=questions, golds=golds, texts=gen.texts,
             step_texts=[s.texts for s in steps], step_end_index=step_end.to(dev),
-            step_mask=step_mask.to(dev))
+            step_mask=step_mask.to(dev), old_logprobs=gen.logprobs.to(dev))
 
     # ---- phase 2: score -------------------------------------------------------------------
 
@@ -101,12 +101,21 @@ class PPOTrainer:
         r, p = self.cfg.reward, self.cfg.ppo
         T = b.n_response
         actor, critic = self.acc.unwrap_model(self.actor), self.acc.unwrap_model(self.critic)
-        # In chunks of a minibatch: a whole batch of (B, T, V) logits does not fit for real models.
-        chunks = [slice(i, i + p.minibatch_size) for i in range(0, len(b), p.minibatch_size)]
-        ids, am = b.input_ids, b.attention_mask
-        b.old_logprobs = torch.cat([token_logprobs(actor, ids[c], am[c], T, p.temperature)[0] for c in chunks])
-        b.ref_logprobs = torch.cat([token_logprobs(self.ref, ids[c], am[c], T, p.temperature)[0] for c in chunks])
-        b.old_values = torch.cat([self._values(critic, ids[c], am[c], T) for c in chunks])
+        # In chunks of a minibatch (a whole batch of (B, T, V) logits does not fit for real
+        # models), rows of similar length together and trimmed of shared padding.
+        # The sampler's log-probs are the old policy's, computed as the update computes them,
+        # unless the update runs under autocast (mixed precision): then the actor recomputes them.
+        recompute = b.old_logprobs is None or self.acc.mixed_precision != "no"
+        if recompute:
+            b.old_logprobs = b.response_mask.new_zeros(len(b), T, dtype=torch.float32)
+        b.ref_logprobs, b.old_values = (b.response_mask.new_zeros(len(b), T, dtype=torch.float32)
+                                        for _ in range(2))
+        for idx in b.chunks(p.minibatch_size):
+            ids, am, Tc = b.rows(idx)
+            if recompute:
+                b.old_logprobs[idx, :Tc] = token_logprobs(actor, ids, am, Tc, p.temperature)[0].float()
+            b.ref_logprobs[idx, :Tc] = token_logprobs(self.ref, ids, am, Tc, p.temperature)[0].float()
+            b.old_values[idx, :Tc] = self._values(critic, ids, am, Tc)
         b.answer_rewards = assemble.answer_rewards(
             b.success_scores, b.orm_scores, success_weight=r.success_weight,
             orm_alpha=r.orm_alpha, unscorable_reward=r.unscorable_reward)

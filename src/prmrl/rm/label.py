@@ -53,7 +53,7 @@ def sample_texts(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budget
     """``n`` continuations of each prompt as text (prompt-major), at most ``budgets[i]`` new
     tokens each, and whether each hit its budget without EOS: ``rl.generation.sample_tokens``
     (the sampler PPO uses: one prefill per prompt, finished rows dropped), decoded."""
-    ids, _, truncated = sample_tokens(model, tokenizer, prompts, n=n, budgets=budgets,
+    ids, _, truncated, _ = sample_tokens(model, tokenizer, prompts, n=n, budgets=budgets,
                                    temperature=temperature, greedy=greedy, batch_size=batch_size,
                                    seed=seed, progress=progress)
     return tokenizer.batch_decode(ids, skip_special_tokens=True), truncated

@@ -1,7 +1,8 @@
 """The embedded task: multi-step arithmetic word problems, generated from a seed.
 
-A problem is a starting number and a chain of operations ("Start with 37. Multiply by 4. Add 12.
-Subtract 9."). Its reference solution has one step a line (``37*4=148``) and ends with a
+A problem is a starting number and a chain of labelled operations ("Start with 37. (a) 4 times.
+(b) 12 more. (c) 9 less."). Its reference solution has one step a line, each copying its
+operation's words before the arithmetic (``(a) 4 times: 37*4=148``), and ends with a
 ``\\boxed{151}`` line, the same final-answer form real math uses. The SFT corpus adds realistic
 imperfection: optional restatement and check lines (so step counts vary) and arithmetic slips
 that carry through to a wrong answer (so the SFT policy is imperfect and RL has work to do).
@@ -18,12 +19,17 @@ from dataclasses import dataclass, field
 
 from prmrl.answers import extract_boxed
 
-FORMAT_VERSION = 3   # bump when problems, solutions or SFT batching change (cached SFT policies)
+FORMAT_VERSION = 4   # bump when problems, solutions or SFT batching change (cached SFT policies)
 
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
-_PHRASES = {"+": ("Add {b}.", "Plus {b}."), "-": ("Subtract {b}.", "Minus {b}."),
-            "*": ("Multiply by {b}.", "Times {b}.")}
-_STEP = re.compile(r"^(?:Check: )?(?:\(([a-z])\) )?(-?\d+)([+\-*])(\d+)=(-?\d+)$")
+# An operation in words, operand first ("9 more"): right after its label, so a step copies it
+# from the question by matching the label alone.
+_WORDS = {"more": "+", "added": "+", "less": "-", "fewer": "-", "times": "*"}
+_PHRASES = {op: tuple(w for w, o in _WORDS.items() if o == op) for op in OPS}
+# A computation line: optional "Check: ", optional label, optional operation in words, arithmetic.
+# Groups: label, words' operand, words, a, op, b, result.
+_STEP = re.compile(r"^(?:Check: )?(?:\(([a-z])\) )?(?:(\d+) ([a-z]+(?: [a-z]+)*): )?"
+                   r"(-?\d+)([+\-*])(\d+)=(-?\d+)$")
 _START = re.compile(r"^Start: (-?\d+)$")
 
 
@@ -51,6 +57,7 @@ class Problem:
     start: int
     ops: tuple[tuple[str, int], ...]
     solution: str              # reference solution, one step a line, ends with \boxed{...}
+    phrases: tuple[str, ...] = ()   # each operation's words as the question writes them ("12 more")
 
     def values(self) -> list[int]:
         """The true chain: start, then the value after each operation."""
@@ -93,17 +100,28 @@ def marker(k: int) -> str:
     return f"({chr(ord('a') + k)})"
 
 
+def step_line(k: int, phrase: str, a: int, op: str, b: int, result: int) -> str:
+    """Computation step k: its label, its operation's words copied from the question, then the
+    arithmetic ("(b) 12 more: 148+12=160").
+
+    Copying the words first makes finding operation k a plain copy of what follows "(b)" in the
+    question (the induction pattern small transformers learn reliably); with the arithmetic right
+    after the label, whether a 2-layer policy learned the lookup varied by seed (greedy 0.36 to
+    0.76 on the same data)."""
+    return f"{marker(k)} {phrase}: {a}{op}{b}={result}"
+
+
 def make_problem(idx: str, start: int, ops: tuple[tuple[str, int], ...], rng: random.Random) -> Problem:
-    words = [f"Start with {start}."] + [f"{marker(k)} " + rng.choice(_PHRASES[op]).format(b=b)
-                                         for k, (op, b) in enumerate(ops)]
+    phrases = tuple(f"{b} {rng.choice(_PHRASES[op])}" for op, b in ops)
+    words = [f"Start with {start}."] + [f"{marker(k)} {phrase}." for k, phrase in enumerate(phrases)]
     values = [start]
     lines = []
     for k, (op, b) in enumerate(ops):
         values.append(OPS[op](values[-1], b))
-        lines.append(f"{marker(k)} {values[-2]}{op}{b}={values[-1]}")
+        lines.append(step_line(k, phrases[k], values[-2], op, b, values[-1]))
     lines.append(f"\\boxed{{{values[-1]}}}")
-    return Problem(id=idx, question=" ".join(words),
-                   answer=str(values[-1]), start=start, ops=ops, solution="\n".join(lines))
+    return Problem(id=idx, question=" ".join(words), answer=str(values[-1]), start=start, ops=ops,
+                   solution="\n".join(lines), phrases=phrases)
 
 
 def generate_splits(cfg: ArithConfig = ArithConfig()) -> tuple[list[Problem], list[Problem]]:
@@ -158,10 +176,9 @@ def sft_solution(problem: Problem, rng: random.Random, cfg: CorpusConfig) -> str
         result = OPS[op](value, b)
         if rng.random() < cfg.slip_rate:
             result = _slip(rng, result)
-        step = f"{value}{op}{b}={result}"
-        lines.append(f"{marker(k)} {step}")
+        lines.append(step_line(k, problem.phrases[k], value, op, b, result))
         if rng.random() < cfg.check_rate:
-            lines.append(f"Check: {step}")
+            lines.append(f"Check: {value}{op}{b}={result}")
         value = result
     lines.append(f"\\boxed{{{value}}}")
     return "\n".join(lines)
@@ -217,16 +234,18 @@ def check_steps(problem: Problem, steps: list[str]) -> list[StepVerdict]:
         line = raw.strip()
         kind, ok, right = "other", True, True
         if (m := _STEP.match(line)) is not None:
-            label, a, op, b, c = m[1], int(m[2]), m[3], int(m[4]), int(m[5])
+            label, words, a, op, b, c = m[1], m[3], int(m[4]), m[5], int(m[6]), int(m[7])
             ok = OPS[op](a, b) == c
+            # Operation words, when written, must name the operation the arithmetic applies.
+            ok_words = words is None or (_WORDS.get(words) == op and int(m[2]) == b)
             if line.startswith("Check: "):
                 kind = "check"
                 # A check restates an operation already done, with true values.
-                right = ok and any(truth[i] == a and ops[i] == (op, b) for i in range(k))
+                right = ok and ok_words and any(truth[i] == a and ops[i] == (op, b) for i in range(k))
             else:
                 kind = "compute"
                 # The operation's label, when written, must be the one it applies.
-                right = (ok and k < len(ops) and a == truth[k] and ops[k] == (op, b)
+                right = (ok and ok_words and k < len(ops) and a == truth[k] and ops[k] == (op, b)
                          and (label is None or f"({label})" == marker(k)))
                 if right:
                     k += 1
