@@ -35,7 +35,8 @@ _START = re.compile(r"^Start: (-?\d+)$")
 
 @dataclass(frozen=True)
 class ArithConfig:
-    """Knobs of the generator. Defaults give an SFT policy at roughly 60-80% greedy accuracy."""
+    """Knobs of the generator. With the default SFT, seeds 0 and 1 gave policies at 0.96 and
+    0.76 greedy accuracy on the test split (measured); their errors are arithmetic slips."""
 
     min_ops: int = 2
     max_ops: int = 3
