@@ -7,7 +7,8 @@ Runs ``--iterations`` PPO iterations (after one warm-up iteration that is not co
 success reward, or with a PRM (``reward.prm=PATH``), and prints the mean seconds of each phase:
 generate (sampling with the KV cache; it also gives the old log-probs), score, shape
 (reference log-probs and values: two forward passes), advantages (GAE), update (PPO epochs for
-actor and critic), and the whole iteration as completions per second. Overrides are ``section.key=value`` as on the CLI.
+actor and critic), and the whole iteration as completions per second. Overrides are
+``section.key=value`` as on the CLI.
 """
 
 from __future__ import annotations

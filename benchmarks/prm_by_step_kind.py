@@ -28,7 +28,7 @@ from prmrl.pipeline import quiet_transformers, run_sft  # noqa: E402
 def step_kinds(problem, steps: list[str]) -> list[str]:
     """The kind of each step of one answer, from the arith checker's point of view; every step
     after the first wrong one is "after an error"."""
-    from prmrl.tasks.arith import _STEP, _WORDS, OPS, check_steps, marker
+    from prmrl.tasks.arith import _STEP, OPS, check_steps, marker, words_agree
 
     truth, k, kinds, dead = problem.values(), 0, [], False
     for step, verdict in zip(steps, check_steps(problem, steps)):
@@ -44,7 +44,7 @@ def step_kinds(problem, steps: list[str]) -> list[str]:
                 kind = "wrong: extra computation"
             elif a != truth[k]:
                 kind = "wrong running value"
-            elif (op, b) != problem.ops[k] or (m[2] is not None and (_WORDS.get(m[3]) != op or int(m[2]) != b)):
+            elif (op, b) != problem.ops[k] or not words_agree(m):
                 kind = "wrong operation copied"
             elif OPS[op](a, b) != c:
                 kind = "slip (arithmetic)"

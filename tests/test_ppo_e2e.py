@@ -97,7 +97,8 @@ def test_sampler_logprobs_are_the_policys(tmp_path, tiny_policy):
     assert torch.allclose(b.old_logprobs[m], full[m], atol=1e-4)
     # rows of different lengths (budgets 5 and 12): padding gets 0
     prompts = [arith.prompt("Start with 3. (a) 4 more."), arith.prompt("Start with 12. (a) 2 times.")]
-    ids, lengths, _, logprobs = sample_tokens(tr.actor, tr.tok, prompts, budgets=[5, 12], temperature=0.7)
+    ids, lengths, _, logprobs = sample_tokens(tr.actor, tr.tok, prompts, budgets=[5, 12], temperature=0.7,
+                                               logprobs=True)
     assert lengths.tolist() == [5, 12] and (logprobs[0, 5:] == 0).all()
     p_ids, p_mask = encode_prompts(tr.tok, prompts)
     mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).long()

@@ -19,7 +19,8 @@ class Generation:
     truncated: (B,) True when the response hit max_new_tokens without EOS.
     texts: B decoded responses (special tokens dropped).
     logprobs: (B, R) float32 log-prob of each response token under the sampling distribution
-    before top-p (softmax(logits / temperature)), 0 on padding: what PPO's ratio needs.
+    before top-p (softmax(logits / temperature)), 0 on padding: what PPO's ratio needs; None
+    unless asked for.
     """
 
     prompt_ids: torch.Tensor
@@ -28,7 +29,7 @@ class Generation:
     response_mask: torch.Tensor
     truncated: torch.Tensor
     texts: list[str]
-    logprobs: torch.Tensor
+    logprobs: torch.Tensor | None
 
     @property
     def input_ids(self) -> torch.Tensor:      # (B, P + R)
@@ -50,13 +51,13 @@ def encode_prompts(tokenizer, prompts: list[str]) -> tuple[torch.Tensor, torch.T
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 1.0,
              top_p: float = 1.0, greedy: bool = False, n: int = 1, batch_size: int = 512,
-             generator_seed: int | None = None) -> Generation:
+             generator_seed: int | None = None, logprobs: bool = False) -> Generation:
     """``n`` responses per prompt, prompt-major (prompt i's are rows ``i*n .. i*n+n-1``).
     Greedy ignores temperature. ``generator_seed`` None draws from torch's global generator
     (seeded by the run), so a run is reproducible either way."""
-    ids, lengths, truncated, logprobs = sample_tokens(
+    ids, lengths, truncated, token_logprobs = sample_tokens(
         model, tokenizer, prompts, n=n, budgets=max_new_tokens, temperature=temperature,
-        top_p=top_p, greedy=greedy, batch_size=batch_size, seed=generator_seed)
+        top_p=top_p, greedy=greedy, batch_size=batch_size, seed=generator_seed, logprobs=logprobs)
     prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts)
     prompt_ids = prompt_ids.repeat_interleave(n, 0)
     prompt_mask = prompt_mask.repeat_interleave(n, 0)
@@ -64,22 +65,22 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
     response_mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None]).long()
     texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
     return Generation(prompt_ids, prompt_mask, ids, response_mask,
-                      torch.tensor(truncated, dtype=torch.bool), texts, logprobs)
+                      torch.tensor(truncated, dtype=torch.bool), texts, token_logprobs)
 
 
 @torch.inference_mode()
 def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budgets: int | Sequence[int],
                   temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
                   batch_size: int = 512, seed: int | None = 0,
-                  progress: Callable[[int], None] | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, list[bool], torch.Tensor]:
+                  progress: Callable[[int], None] | None = None, logprobs: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[bool], torch.Tensor | None]:
     """``n`` continuations of each prompt, at most ``budgets[i]`` new tokens each, prompt-major.
 
     Returns ``(B*n, R)`` token ids, right-padded with the pad id, EOS kept where it was emitted;
     ``(B*n,)`` lengths (tokens written, EOS included); and whether each row hit its budget
-    without EOS; and ``(B*n, R)`` log-probs of the written tokens under softmax(logits /
-    temperature) (temperature 1 for greedy), 0 after a row's end. Sampling is softmax(logits / temperature),
-    then nucleus (top-p) filtering, as ``model.generate`` does; only EOS or the budget stops a
+    without EOS; and, with ``logprobs``, ``(B*n, R)`` log-probs of the written tokens under
+    softmax(logits / temperature) (temperature 1 for greedy), 0 after a row's end (else None).
+    Sampling is softmax(logits / temperature), then nucleus (top-p) filtering, as ``model.generate`` does; only EOS or the budget stops a
     row. Cheaper than ``model.generate`` for short answers, which is what RL and labelling sample:
 
     - a prompt is encoded once and its KV cache repeated for its ``n`` samples (one prefill);
@@ -102,7 +103,7 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
     gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
     width = max([0, *budget])
     out_ids = torch.full((total * n, width), pad, dtype=torch.long)
-    out_logprobs = torch.zeros((total * n, width), dtype=torch.float32)
+    out_logprobs = torch.zeros((total * n, width), dtype=torch.float32) if logprobs else None
     lengths = torch.zeros(total * n, dtype=torch.long)       # tokens written, EOS included
     # Longest prompts first: a batch holds similar lengths (little padding, similar budgets).
     order = sorted(range(total), key=lambda i: -len(prompts[i]))
@@ -126,12 +127,12 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
         step = 0
         while alive.any():
             nxt = _next_tokens(logits, greedy, temperature, top_p, gen)            # (b,)
-            logp = torch.log_softmax(logits if greedy else logits / temperature, -1)
-            logp = logp.gather(1, nxt.unsqueeze(1)).squeeze(1)
-            nxt_host, logp = nxt.cpu(), logp.cpu()   # one device-to-host copy per step
+            nxt_host = nxt.cpu()                     # one device-to-host copy per step
             live = alive.nonzero().squeeze(1)
             out_ids[rows[live], step] = nxt_host[live]
-            out_logprobs[rows[live], step] = logp[live]
+            if out_logprobs is not None:             # (and one more for PPO's log-probs)
+                logp = torch.log_softmax(logits if greedy else logits / temperature, -1)
+                out_logprobs[rows[live], step] = logp.gather(1, nxt.unsqueeze(1)).squeeze(1).cpu()[live]
             lengths[rows[live]] = step + 1
             left -= 1
             stopped = alive & ((nxt_host == eos) | (left <= 0))
@@ -156,7 +157,8 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
     last = out_ids[torch.arange(len(lengths)), (lengths - 1).clamp(min=0)] if width else lengths
     truncated = (lengths == 0) | (last != eos)
     keep = max(used, 1)
-    return out_ids[:, :keep], lengths, truncated.tolist(), out_logprobs[:, :keep]
+    return (out_ids[:, :keep], lengths, truncated.tolist(),
+            None if out_logprobs is None else out_logprobs[:, :keep])
 
 
 def _next_tokens(logits: torch.Tensor, greedy: bool, temperature: float, top_p: float,

@@ -59,7 +59,8 @@ class PPOTrainer:
         n = p.samples_per_prompt
         policy = self.acc.unwrap_model(self.actor).eval()
         gen = generate(policy, self.tok, [self.prompt_fn(q) for q in questions], n=n,
-                       max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p)
+                       max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
+                       logprobs=True)
         questions = [q for q in questions for _ in range(n)]       # prompt-major, as generated
         golds = [g for g in golds for _ in range(n)]
         steps = steps_for_batch(self.tok, gen.response_ids.tolist(), self.cfg.task.step_delimiter)

@@ -54,8 +54,8 @@ def sample_texts(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budget
     tokens each, and whether each hit its budget without EOS: ``rl.generation.sample_tokens``
     (the sampler PPO uses: one prefill per prompt, finished rows dropped), decoded."""
     ids, _, truncated, _ = sample_tokens(model, tokenizer, prompts, n=n, budgets=budgets,
-                                   temperature=temperature, greedy=greedy, batch_size=batch_size,
-                                   seed=seed, progress=progress)
+                                         temperature=temperature, greedy=greedy,
+                                         batch_size=batch_size, seed=seed, progress=progress)
     return tokenizer.batch_decode(ids, skip_special_tokens=True), truncated
 
 

@@ -235,10 +235,9 @@ def check_steps(problem: Problem, steps: list[str]) -> list[StepVerdict]:
         line = raw.strip()
         kind, ok, right = "other", True, True
         if (m := _STEP.match(line)) is not None:
-            label, words, a, op, b, c = m[1], m[3], int(m[4]), m[5], int(m[6]), int(m[7])
+            label, a, op, b, c = m[1], int(m[4]), m[5], int(m[6]), int(m[7])
             ok = OPS[op](a, b) == c
-            # Operation words, when written, must name the operation the arithmetic applies.
-            ok_words = words is None or (_WORDS.get(words) == op and int(m[2]) == b)
+            ok_words = words_agree(m)
             if line.startswith("Check: "):
                 kind = "check"
                 # A check restates an operation already done, with true values.
@@ -257,6 +256,12 @@ def check_steps(problem: Problem, steps: list[str]) -> list[StepVerdict]:
         alive = alive and right
         out.append(StepVerdict(kind=kind, arithmetic_ok=ok, label=1.0 if alive else 0.0))
     return out
+
+
+def words_agree(m: re.Match) -> bool:
+    """Whether a computation line (a ``_STEP`` match) that writes its operation in words names
+    the operation and operand its arithmetic applies; True when it writes no words."""
+    return m[3] is None or (_WORDS.get(m[3]) == m[5] and int(m[2]) == int(m[6]))
 
 
 def check_step(problem: Problem, previous_steps: list[str], step: str) -> bool:
