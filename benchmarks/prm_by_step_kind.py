@@ -6,7 +6,9 @@
 Samples 4 answers for each of the first 500 test problems from the policy (default: the cached
 SFT policy), scores every step with the PRM, and groups the steps with the arith step checker:
 right computation steps, the first wrong step by cause (an arithmetic slip, the wrong operation
-copied, a wrong running value), steps after an error, restatement/check lines, final answers.
+copied, a wrong running value), steps after an error, restatement/check lines, final answers;
+for each kind, how many an answer has and how often it is the step right before the answer line
+(where Delta shaping's bias shows: see the README's ablation section).
 A PRM that verifies gives slips and wrong copies low scores; one that has learned only step
 types gives them nearly the scores of right steps, and every final answer the base rate.
 Prints the step-level AUC against the oracle labels too.
@@ -91,18 +93,23 @@ def main() -> None:
                        batch_size=256)
     oracle = oracle_step_labels(task.test_problems, answers)
     by_kind: dict[str, list[float]] = defaultdict(list)
+    before_answer: dict[str, int] = defaultdict(int)   # kind of the step right before the answer
     for a, ss in zip(answers, scores):
-        for kind, s in zip(step_kinds(task.test_problems[a.problem], a.steps), ss):
+        kinds = step_kinds(task.test_problems[a.problem], a.steps)
+        for kind, s in zip(kinds, ss):
             if s is not None:
                 by_kind[kind].append(s)
+        if len(kinds) >= 2 and kinds[-1].startswith("answer"):
+            before_answer[kinds[-2]] += 1
     xs = [s for ss, ys in zip(scores, oracle) for s, y in zip(ss, ys) if s is not None]
     ys = [y for ss, yy in zip(scores, oracle) for s, y in zip(ss, yy) if s is not None]
     print(f"PRM {args.prm}; policy {policy}; {len(answers)} answers, {len(xs)} steps")
     print(f"step AUC against the oracle labels: {roc_auc(xs, ys):.3f}")
-    print(f"{'kind of step':<28}{'steps':>7}{'mean score':>12}")
+    print(f"{'kind of step':<28}{'steps':>7}{'per answer':>12}{'mean score':>12}{'before answer':>15}")
     for kind in sorted(by_kind, key=lambda k: -sum(by_kind[k]) / len(by_kind[k])):
         v = by_kind[kind]
-        print(f"{kind:<28}{len(v):>7}{sum(v) / len(v):>12.3f}")
+        print(f"{kind:<28}{len(v):>7}{len(v) / len(answers):>12.3f}{sum(v) / len(v):>12.3f}"
+              f"{before_answer[kind] / len(answers):>15.3f}")
 
 
 if __name__ == "__main__":

@@ -223,3 +223,26 @@ def test_top_p_keeps_the_nucleus():
     assert set(_next_tokens(logits, False, 1.0, 0.7, gen).tolist()) == {0, 1}
     assert set(_next_tokens(logits, False, 1.0, 1.0, gen).tolist()) == {0, 1, 2, 3}
     assert _next_tokens(logits[:3], True, 1.0, 1.0, None).tolist() == [0, 0, 0]
+
+
+def test_frozen_backbone_trains_only_the_extra_layers_norm_and_head(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from prmrl.models.factory import freeze_backbone
+
+    tok = build_char_tokenizer()
+    torch.manual_seed(0)
+    policy = AutoModelForCausalLM.from_config(tiny_llama_config(tok, hidden=32, layers=2, heads=2, intermediate=64))
+    save_model(policy, tok, tmp_path / "policy")
+    model = load_scalar_model(tmp_path / "policy", extra_layers=1)
+    n_trainable = freeze_backbone(model, 1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train_reward_model(model, tok, _toy_prm_records(), kind="prm", epochs=2, lr=3e-3, batch_size=8)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(before[n], p)}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert n_trainable == sum(p.numel() for n, p in model.named_parameters() if n in trainable)
+    assert changed and changed <= trainable                      # nothing frozen moved
+    assert all(".layers.2." in n or n.startswith(("score.", "model.norm.")) for n in trainable)
+    assert any(".layers.2." in n for n in changed) and "score.weight" in changed
+    with pytest.raises(ValueError, match="trainable_layers"):
+        freeze_backbone(model, 4)

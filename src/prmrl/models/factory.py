@@ -134,6 +134,31 @@ def _deepened(path, extra: int, dtype) -> PreTrainedModel:
     return model
 
 
+def freeze_backbone(model: PreTrainedModel, trainable_layers: int) -> int:
+    """Train only the top ``trainable_layers`` decoder layers, the final norm and the head;
+    returns how many parameters stay trainable.
+
+    For a verifier deepened with ``extra_layers``: the policy's layers below keep computing
+    what the policy expects at each position (which the new layers compare with what was
+    written), instead of being pulled away from it by a few hundred noisy BCE steps.
+    """
+    base = model.base_model
+    layers = getattr(base, "layers", None)
+    if layers is None:
+        raise ValueError(f"{type(model).__name__}: no decoder layer list to freeze below")
+    if not 0 < trainable_layers <= len(layers):
+        raise ValueError(f"trainable_layers must be in 1..{len(layers)}, got {trainable_layers}")
+    model.requires_grad_(False)
+    for layer in list(layers)[len(layers) - trainable_layers:]:
+        layer.requires_grad_(True)
+    if getattr(base, "norm", None) is not None:
+        base.norm.requires_grad_(True)
+    for name in ("score", "classifier"):
+        if getattr(model, name, None) is not None:
+            getattr(model, name).requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None,
                path: str | os.PathLike) -> None:
     """Write with ``save_pretrained`` into a temporary folder, then rename: a crash mid-write

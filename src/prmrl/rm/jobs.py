@@ -56,7 +56,7 @@ def label_key(cfg: Config) -> str:
     label = {"label_source": r.label_source}
     if r.label_source == "auto":
         label |= {"completer": _model_id(cfg, r.completer), "m": r.completions_per_step,
-                  "soft": r.soft_labels}
+                  "soft": r.soft_labels, "completer_temperature": r.completer_temperature}
     return _hash({**_sample_settings(cfg), **label})
 
 
@@ -68,7 +68,8 @@ def _train_settings(cfg: Config) -> dict:
     r = cfg.rm
     return {"init": _model_id(cfg, r.init), "epochs": r.epochs, "batch_size": r.batch_size,
             "lr": r.lr, "seed": cfg.run.seed, "template": PROMPT_TEMPLATE,
-            "extra_layers": r.extra_layers, "dense": r.dense_labels}
+            "extra_layers": r.extra_layers, "freeze_backbone": r.freeze_backbone,
+            "dense": r.dense_labels}
 
 
 def rm_key(cfg: Config, kind: str) -> str:
@@ -150,7 +151,7 @@ def label_job(cfg: Config, force: bool = False) -> dict:
             completer, ctok, answers, questions, golds, prompt_fn=task.prompt,
             grade_batch=task.grade_batch, delimiter=task.delimiter,
             completions_per_step=r.completions_per_step, soft=r.soft_labels,
-            temperature=r.temperature, max_new_tokens=r.max_new_tokens, batch_size=512,
+            temperature=r.completer_temperature, max_new_tokens=r.max_new_tokens, batch_size=512,
             seed=cfg.run.seed * 1_000_003 + 2, progress=bar.update)
         bar.close()
         sets["auto"] = auto.labels
@@ -166,7 +167,8 @@ def label_job(cfg: Config, force: bool = False) -> dict:
     write_records(path, records)
     write_json(stats_path, {"label_key": label_key(cfg), "settings": {
         "policy": policy_path, "label_source": r.label_source,
-        "completions_per_step": r.completions_per_step, "soft_labels": r.soft_labels}, **stats})
+        "completions_per_step": r.completions_per_step, "soft_labels": r.soft_labels,
+        "completer_temperature": r.completer_temperature}, **stats})
     return {**json.loads(stats_path.read_text()), "path": str(path), "reused": False}
 
 
@@ -176,7 +178,7 @@ def train_rm_job(cfg: Config, kind: str, force: bool = False) -> Path:
     """Train (or reuse) the ORM (BCE on answer success) or the native-format PRM (BCE on the step
     labels of ``rm.label_source``); writes ``{run.out_dir}/train-{kind}`` and returns the cached
     model's path."""
-    from prmrl.models.factory import load_scalar_model, load_tokenizer, save_model
+    from prmrl.models.factory import freeze_backbone, load_scalar_model, load_tokenizer, save_model
     from prmrl.rm.formats import NativeFormat
     from prmrl.rm.label import outcome_records
     from prmrl.rm.records import read_records
@@ -193,6 +195,8 @@ def train_rm_job(cfg: Config, kind: str, force: bool = False) -> Path:
     init = r.init or _base_policy(cfg)
     tok = load_tokenizer(init)
     model = load_scalar_model(init, extra_layers=r.extra_layers)
+    if r.freeze_backbone:
+        freeze_backbone(model, r.extra_layers)
     examples = outcome_records(records) if kind == "orm" else records
     examples, epochs = _epochs(examples, r.epochs, cfg.run.seed)
 
@@ -274,7 +278,7 @@ def bon_job(cfg: Config) -> dict:
                                greedy=True, seed=0, **common)
     bar = _bar(n * k, "bon: sample", cfg.run.progress)
     answers, n_bad = sample_answers(policy, tok, questions, golds, n_samples=k,
-                                    temperature=r.temperature, seed=cfg.run.seed * 1_000_003 + 3,
+                                    temperature=r.bon_temperature, seed=cfg.run.seed * 1_000_003 + 3,
                                     progress=bar.update, **common)
     bar.close()
     times["sample"] = time.perf_counter() - t

@@ -109,7 +109,8 @@ def train_reward_model(model: PreTrainedModel, tokenizer, examples: Sequence[Ste
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]   # all, unless frozen
+    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
     model.train()
     losses: list[float] = []
     epoch_losses: list[float] = []
@@ -127,7 +128,7 @@ def train_reward_model(model: PreTrainedModel, tokenizer, examples: Sequence[Ste
             loss = F.binary_cross_entropy_with_logits(logits[m], batch["labels"][m])
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
             opt.step()
             step += 1
             losses.append(loss.item())
