@@ -26,6 +26,42 @@ def test_worked_example(method):
     assert sum(out) == pytest.approx(total, abs=1e-12)
 
 
+def test_delta_keep_hand():
+    # (0.7-0.2, 0.2-0.4, 0.4-0.8, 0.8): the paper's Delta but the last step keeps its score
+    assert shape_step_rewards(EXAMPLE, "delta_keep") == pytest.approx([0.5, -0.2, -0.4, 0.8])
+
+
+def return_to_go(rewards: list[float]) -> list[float]:
+    return [sum(rewards[k:]) for k in range(len(rewards))]
+
+
+def test_delta_return_to_go_is_each_steps_score_but_the_answers():
+    """What PPO's advantages see (gamma = lambda = 1): Delta's return-to-go from step k is r_k,
+    except the final step's, which is 0. So before the answer line, writing one more step with
+    score r is worth r more than writing the answer now; with delta_keep the answer line is
+    worth its own score and the difference is r - r_K."""
+    answer_now = [0.7, 0.9, 0.6]              # two computations, then the answer (score 0.6)
+    one_more = [0.7, 0.9, 0.8, 0.6]           # a check line scored 0.8 before the answer
+    assert return_to_go(shape_step_rewards(answer_now, "delta")) == pytest.approx([0.7, 0.9, 0.0])
+    # at the choice after step 2: the answer line (index 2) vs the check line (index 2)
+    gain = (return_to_go(shape_step_rewards(one_more, "delta"))[2]
+            - return_to_go(shape_step_rewards(answer_now, "delta"))[2])
+    assert gain == pytest.approx(0.8)
+    gain_keep = (return_to_go(shape_step_rewards(one_more, "delta_keep"))[2]
+                 - return_to_go(shape_step_rewards(answer_now, "delta_keep"))[2])
+    assert gain_keep == pytest.approx(0.8 - 0.6)
+    # the totals are the same either way: the pull comes from where the rewards sit
+    for m in ("delta", "delta_keep"):
+        assert sum(shape_step_rewards(one_more, m)) == pytest.approx(sum(shape_step_rewards(answer_now, m)))
+    # Clip-Delta: every clipped score is <= 0, so one more step never pays (a step scored
+    # above eta is worth 0, one below it costs)
+    for check, expected in ((0.8, 0.0), (0.3, -0.2)):
+        longer = [0.7, 0.9, check, 0.6]
+        clip_gain = (return_to_go(shape_step_rewards(longer, "clip_delta", eta=0.5))[2]
+                     - return_to_go(shape_step_rewards(answer_now, "clip_delta", eta=0.5))[2])
+        assert clip_gain == pytest.approx(expected)
+
+
 def test_normed_and_min_form_hand():
     assert shape_step_rewards(EXAMPLE, "normed") == pytest.approx([0.175, 0.05, 0.1, 0.2])
     assert shape_step_rewards(EXAMPLE, "min_form") == pytest.approx([0.0, 0.2, 0.0, 0.0])
@@ -36,6 +72,7 @@ def test_normed_and_min_form_hand():
 def test_delta_sums_telescope():
     scores = [0.9, 0.1, 0.6, 0.3, 0.75]
     assert sum(shape_step_rewards(scores, "delta")) == pytest.approx(scores[0])
+    assert sum(shape_step_rewards(scores, "delta_keep")) == pytest.approx(scores[0])
     clipped_first = min(scores[0] - 0.8, 0.0)
     assert sum(shape_step_rewards(scores, "clip_delta", eta=0.8)) == pytest.approx(clipped_first)
 
@@ -49,6 +86,7 @@ def test_delta_sums_telescope():
         ("delta", [], [0.0], [0.3, 0.0]),
         ("clip_delta", [], [0.0], [-0.2, 0.0]),
         ("min_form", [], [0.3], [0.3, 0.0]),
+        ("delta_keep", [], [0.3], [-0.6, 0.9]),
     ],
 )
 def test_small_k(method, k0, k1, k2):
@@ -122,6 +160,7 @@ def test_extra_steps_cannot_raise_bounded_returns(base, extra, at_end, eta):
     assert sum(shape_step_rewards(longer, "clip", eta)) <= 0.0
     # Delta and Clip-Delta telescope to the first (clipped) score whatever comes after it
     assert sum(shape_step_rewards(longer, "delta", eta)) == pytest.approx(base[0], abs=1e-9)
+    assert sum(shape_step_rewards(longer, "delta_keep", eta)) == pytest.approx(base[0], abs=1e-9)
     clip_delta = sum(shape_step_rewards(longer, "clip_delta", eta))
     assert clip_delta == pytest.approx(first_clipped, abs=1e-9)
     assert clip_delta <= 1e-12

@@ -29,7 +29,8 @@ ARMS: dict[str, dict] = {
     "SR+PRM-Clip-Delta": {"prm": "PRM", "shaping": "clip_delta"},
 }
 OPTIONAL_ARMS = {"SR+PRM-Normed": {"prm": "PRM", "shaping": "normed"},
-                 "SR+PRM-MinForm": {"prm": "PRM", "shaping": "min_form"}}
+                 "SR+PRM-MinForm": {"prm": "PRM", "shaping": "min_form"},
+                 "SR+PRM-Delta-Keep": {"prm": "PRM", "shaping": "delta_keep"}}
 ALL_ARMS = {**ARMS, **OPTIONAL_ARMS}
 FINAL_METRICS = ["greedy_accuracy", "sampling_accuracy", "steps_per_answer", "repeated_step_rate",
                  "mean_response_tokens"]

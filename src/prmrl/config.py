@@ -92,7 +92,7 @@ class RewardConfig:
     trust_remote_code: bool = False
     """let a PRM checkpoint run its own modelling code (Qwen2.5-Math-PRM ships one)"""
     prm_alpha: float = 1.0
-    shaping: Literal["none", "normed", "clip", "delta", "clip_delta", "min_form"] = "none"
+    shaping: Literal["none", "normed", "clip", "delta", "clip_delta", "min_form", "delta_keep"] = "none"
     """how per-step PRM scores become per-step rewards (method.md, 'Per-step reward variants')"""
     eta: float = 0.5
     """Clip threshold"""
@@ -197,7 +197,7 @@ class AblationConfig:
     """arms run in parallel, one torch thread each"""
     arms: list[str] = field(default_factory=lambda: ["SR", "SR+ORM", "SR+PRM", "SR+PRM-Clip",
                                                      "SR+PRM-Delta", "SR+PRM-Clip-Delta"])
-    """arms to run; also available: SR+PRM-Normed, SR+PRM-MinForm"""
+    """arms to run; also available: SR+PRM-Normed, SR+PRM-MinForm, SR+PRM-Delta-Keep"""
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Per-step PRM reward refinements: naive, Normed, Clip, Delta, Clip-Delta, min-form.
+"""Per-step PRM reward refinements: naive, Normed, Clip, Delta, Clip-Delta, min-form, and
+Delta keeping the last step's score.
 
 Gao et al. 2024 (arXiv 2410.15115): a dense PRM reward r_k summed over steps grows with
 the number of steps, so PPO learns to emit many short steps. Clip (min(r_k - eta, 0)) and Delta
@@ -24,15 +25,16 @@ def _masked(x: Tensor, step_mask: Tensor) -> Tensor:
     return torch.where(step_mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
-def _delta(x: Tensor, step_mask: Tensor) -> Tensor:
+def _delta(x: Tensor, step_mask: Tensor, keep_last: bool = False) -> Tensor:
     """d_k = x'_k - x'_{k+1} with x' = x on all valid steps but the last, 0 elsewhere.
 
     That is exactly the paper's table: x_k - x_{k+1} for k < K-1, x_{K-1} for k = K-1 and 0 for
     k = K, because the last step's score is dropped (the success reward judges the end).
+    ``keep_last``: x' = x on every valid step, so step K gets x_K.
     """
     n = step_mask.sum(dim=1, keepdim=True)  # (B, 1) valid steps per row
     pos = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # (1, S)
-    x_prime = _masked(x, pos < n - 1)
+    x_prime = _masked(x, pos < (n if keep_last else n - 1))
     next_prime = torch.cat([x_prime[:, 1:], torch.zeros_like(x_prime[:, :1])], dim=1)
     return _masked(x_prime - next_prime, step_mask)
 
@@ -57,6 +59,15 @@ def shape_delta(scores: Tensor, step_mask: Tensor, eta: float) -> Tensor:
     """Delta: r_k - r_{k+1} (k < K-1), r_{K-1} (k = K-1), 0 (k = K); sum telescopes to r_1
     (0 when K = 1). ``eta`` unused."""
     return _delta(scores, step_mask)
+
+
+def shape_delta_keep(scores: Tensor, step_mask: Tensor, eta: float) -> Tensor:
+    """Delta keeping the last step's score (not in the paper): r_k - r_{k+1} (k < K), r_K (k = K);
+    the sum still telescopes to r_1. With the paper's Delta the return-to-go from step k is r_k
+    for every step but the final one, whose is 0, so PPO pays "one more step before the answer"
+    about alpha * r over "the answer now"; here the answer line's return-to-go is its own score
+    r_K and that pull is only the difference of two scores. ``eta`` unused."""
+    return _delta(scores, step_mask, keep_last=True)
 
 
 def shape_clip_delta(scores: Tensor, step_mask: Tensor, eta: float) -> Tensor:
@@ -84,6 +95,7 @@ SHAPING_METHODS: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {
     "delta": shape_delta,
     "clip_delta": shape_clip_delta,
     "min_form": shape_min_form,
+    "delta_keep": shape_delta_keep,
 }
 
 
