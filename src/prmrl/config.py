@@ -94,8 +94,11 @@ class RewardConfig:
     prm_alpha: float = 1.0
     shaping: Literal["none", "normed", "clip", "delta", "clip_delta", "min_form", "delta_keep"] = "none"
     """how per-step PRM scores become per-step rewards (method.md, 'Per-step reward variants')"""
-    eta: float = 0.5
-    """Clip threshold"""
+    eta: float = 0.3
+    """Clip threshold: a step scored below it costs (score - eta). Pick it from where the PRM
+    puts right steps: with the embedded task's PRM, 2.8% of right steps and 45% of wrong ones
+    score below 0.3, 9.9% and 63% below 0.5, and Clip at 0.5 cost 1.8 greedy points against SR
+    in the ablation (at 0.3, none)"""
 
 
 @dataclass
