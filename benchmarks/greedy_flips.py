@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=500)
     ap.add_argument("--show", type=int, default=20, help="flips to print")
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     quiet_transformers()
 
     from prmrl.models.factory import load_policy, load_tokenizer
