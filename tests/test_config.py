@@ -28,6 +28,8 @@ def test_yaml_and_overrides(tmp_path):
     (["eval.pass_k=[8]"], "eval.pass_k"),
     (["nosuch.key=1"], "unknown key 'nosuch'"),
     (["ppo.whiten_advantages=maybe"], "expected true or false"),
+    (["rm.extra_layers=0"], "rm.freeze_backbone: needs rm.extra_layers >= 1"),
+    (["rm.completer_temperature=0"], "rm.completer_temperature: must be > 0"),
 ])
 def test_bad_values_name_the_key(overrides, needle):
     with pytest.raises(ConfigError, match=None) as e:
