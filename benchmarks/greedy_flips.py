@@ -48,7 +48,7 @@ def main() -> None:
         models[name] = load_policy(path).eval()
         texts[name] = generate(models[name], tok, prompts, max_new_tokens=cfg.eval.max_new_tokens,
                                greedy=True).texts
-    right = {k: [v is True or v == 1.0 for v in task.grade_batch(t, golds)] for k, t in texts.items()}
+    right = {k: [v is True for v in task.grade_batch(t, golds)] for k, t in texts.items()}
 
     directions, pairs, shown = Counter(), Counter(), 0
     for i in range(n):

@@ -33,8 +33,8 @@ def collate(examples: list[tuple[list[int], int]], pad_id: int) -> dict[str, tor
 def sft_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy of the response tokens. Rows are right-padded, so causal attention
     alone keeps every real token from seeing padding, and positions count from 0 as they would
-    unpadded: no attention mask is passed, which lets attention take its causal fast path (10%
-    faster SFT steps on CPU, measured) with the same result."""
+    unpadded: no attention mask is needed, and none is passed (the result is the same; a
+    forward+backward step of 32 rows x 110 tokens takes about 100 ms on 2 CPU cores either way)."""
     logits = model(input_ids=batch["input_ids"]).logits
     return torch.nn.functional.cross_entropy(
         logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(), ignore_index=-100)
