@@ -125,6 +125,9 @@ def test_ppo_changes_parameters_and_logs(tmp_path, tiny_policy):
     assert (tmp_path / "run" / "config.yaml").exists()
     assert (tmp_path / "run" / "versions.json").exists()
     assert (tmp_path / "run" / "plots" / "training.png").stat().st_size > 1000
+    for diag in ["steps_per_answer", "repeated_step_rate", "tokens_per_step", "truncation_rate",
+                 "mean_response_tokens"]:
+        assert (tmp_path / "run" / "plots" / f"rollout_{diag}.png").stat().st_size > 1000
 
 
 def test_success_reward_moves_the_policy_toward_reward(tmp_path):

@@ -39,7 +39,10 @@ CURVES = {"rollout/success": "training success rate", "rollout/steps_per_answer"
           "rollout/repeated_step_rate": "repeated-step rate",
           "rollout/mean_response_tokens": "response length (tokens)",
           "eval/greedy_accuracy": "held-out greedy accuracy",
-          "rollout/prm_mean_score": "mean PRM step score"}
+          "rollout/tokens_per_step": "tokens per step",
+          "rollout/truncation_rate": "truncation rate",
+          "rollout/prm_mean_score": "mean PRM step score",
+          "rollout/prm_success_agreement": "PRM verdict = success reward"}
 
 
 def arm_config(cfg: Config, arm: dict, seed: int, orm: str, prm: str, out_dir: Path) -> dict:
@@ -182,6 +185,9 @@ def repetition_probe(cfg: Config, max_copies: int = 10, n_answers: int = 200) ->
     steps = steps_for_batch(tok, gen.response_ids.tolist(), task.delimiter)
     # Keep right answers with a computation step to repeat (one that is not the final line).
     base = [(q, s.texts) for q, s, v in zip(qs, steps, verdicts) if v is True and len(s.texts) >= 2]
+    if not base:
+        raise ValueError(f"probe: none of the policy's {len(qs)} greedy held-out answers is right "
+                         f"with a step before its final line; nothing to repeat ({sft})")
     prm = PRMReward(str(prm_path), prompt_template="{question}\n", delimiter=task.delimiter)
     methods = [m for m in SHAPING_METHODS if m != "normed"] + ["normed"]
     returns = {m: [] for m in methods}

@@ -14,6 +14,11 @@ TRAINING_PLOTS = [
     ("rollout/mean_response_tokens", "response length (tokens)"),
     ("rollout/steps_per_answer", "steps per answer"),
     ("rollout/repeated_step_rate", "repeated-step rate"),
+    ("rollout/tokens_per_step", "tokens per step"),
+    ("rollout/truncation_rate", "truncation rate"),
+    ("rollout/prm_mean_score", "mean PRM step score"),
+    ("rollout/prm_success_agreement", "PRM verdict = success reward"),
+    ("rollout/orm_score", "mean ORM score"),
 ]
 
 
@@ -34,7 +39,9 @@ def plot_training(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     present = [(k, t) for k, t in TRAINING_PLOTS if any(k in r for r in rows)]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7))
+    ncols = 4 if len(present) > 6 else 3
+    nrows = max(1, -(-len(present) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.5 * nrows), squeeze=False)
     for ax, (key, title) in zip(axes.flat, present):
         xs = [r["iteration"] for r in rows if key in r]
         ys = [r[key] for r in rows if key in r]
