@@ -54,10 +54,21 @@ def test_hacking_metrics_without_prm_and_empty():
     metrics = hacking_metrics([["a"]], [4], [False], [None])
     assert set(metrics) == keys
     empty = hacking_metrics([], [], [], [], prm_scores=[])
-    assert set(empty) == keys | {"prm_mean_score", "prm_success_agreement"}
+    assert set(empty) == keys          # nothing scored: the PRM metrics are undefined, not 0
     assert all(v == 0.0 for v in empty.values())
     # answers without steps: no division by zero
     assert hacking_metrics([[]], [3], [True], [1.0], [[]])["tokens_per_step"] == 0.0
+
+
+def test_unscored_steps_are_left_out_not_guessed():
+    """None = a step the PRM could not score: it counts in neither the mean nor a verdict."""
+    m = hacking_metrics([["a", "b"], ["c", "d"]], [4, 4], [False, False], [1.0, 0.0],
+                        prm_scores=[[0.9, None], [0.2, 0.8]])
+    assert m["prm_mean_score"] == pytest.approx((0.9 + 0.2 + 0.8) / 3)
+    # answer 0 is not fully scored: only answer 1 is judged (min 0.2 < 0.5, failure: agree)
+    assert m["prm_success_agreement"] == 1.0
+    m = hacking_metrics([["a"]], [4], [False], [1.0], prm_scores=[[None]])
+    assert "prm_mean_score" not in m and "prm_success_agreement" not in m
 
 
 def test_hacking_metrics_rejects_misaligned_inputs():

@@ -34,22 +34,28 @@ def tiny_policy(tmp_path_factory):
     return path
 
 
-def make_trainer(cfg, path, prm=None):
+def make_trainer(cfg, path, prm=None, orm=None):
     from prmrl.models.factory import load_policy, load_scalar_model, load_tokenizer
 
     tok = load_tokenizer(path)
-    scorers = Scorers(success=SuccessReward(grade=arith.grade), prm=prm)
+    scorers = Scorers(success=SuccessReward(grade=arith.grade), prm=prm, orm=orm)
     return PPOTrainer(cfg, load_policy(path), load_scalar_model(path), tok, scorers, arith.prompt)
 
 
-def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy):
-    """Success on the last response token, PRM step rewards on each step's last token."""
+@pytest.mark.parametrize("shaping", ["none", "clip", "delta", "clip_delta", "min_form", "normed"])
+def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy, shaping):
+    """Success (+ alpha x ORM) on the last response token; the PRM's shaped step rewards
+    (alpha x shape(scores)) on each step's last token, for every refinement."""
+    from prmrl.shaping import shape_step_rewards
+
     torch.manual_seed(0)
     def fake_prm(questions, steps):
         return [[0.25 + 0.5 * (k % 2) for k in range(len(s))] for s in steps]
-    cfg = tiny_cfg(tmp_path, "reward.prm=fake", "reward.shaping=none", "reward.prm_alpha=1.0",
-                   "ppo.kl_beta=0.0")
-    tr = make_trainer(cfg, tiny_policy, prm=fake_prm)
+    def fake_orm(questions, answers):
+        return [0.6 for _ in answers]
+    cfg = tiny_cfg(tmp_path, "reward.prm=fake", f"reward.shaping={shaping}", "reward.prm_alpha=0.5",
+                   "reward.orm=fake", "reward.orm_alpha=0.5", "reward.eta=0.5", "ppo.kl_beta=0.0")
+    tr = make_trainer(cfg, tiny_policy, prm=fake_prm, orm=fake_orm)
     b = tr.generate(["Start with 3. Add 4."] * 4, ["7"] * 4)
     # pretend the policy wrote a known answer, to check placement exactly
     tok = tr.tok
@@ -75,11 +81,12 @@ def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy):
     ends = st.end_tokens
     assert [tok.decode([ids[e]]) for e in ends] == ["7", "7", "}"]
     expected = torch.zeros(len(ids))
-    expected[ends[0]] += 0.25
-    expected[ends[1]] += 0.75
-    expected[ends[2]] += 0.25
-    expected[len(ids) - 1] += 1.0          # success reward on the last token (EOS)
+    for end, reward in zip(ends, shape_step_rewards([0.25, 0.75, 0.25], shaping, eta=0.5)):
+        expected[end] += 0.5 * reward
+    expected[len(ids) - 1] += 1.0 + 0.5 * 0.6     # success + alpha x ORM on the last token (EOS)
     assert torch.allclose(r, expected, atol=1e-6), (r, expected)
+    assert b.step_rewards[0].tolist() == pytest.approx(
+        [0.5 * x for x in shape_step_rewards([0.25, 0.75, 0.25], shaping, eta=0.5)])
 
 
 def test_sampler_logprobs_are_the_policys(tmp_path, tiny_policy):
@@ -147,3 +154,13 @@ def test_success_reward_moves_the_policy_toward_reward(tmp_path):
         b, m = tr.iteration(["Say:"] * 8, ["7"] * 8, it)
         rates.append(m["rollout/success"])
     assert sum(rates[-2:]) / 2 > sum(rates[:2]) / 2 + 0.15, rates
+
+
+def test_prm_rows_must_match_steps_with_unscored_only_at_the_end():
+    from prmrl.rl.trainer import _check_prm_rows
+
+    _check_prm_rows([[0.5, 0.4, None], [None]], [["a", "b", "c"], ["d"]])   # a suffix: fine
+    with pytest.raises(ValueError, match="2 scores for answer 0 with 3 steps"):
+        _check_prm_rows([[0.5, 0.4]], [["a", "b", "c"]])
+    with pytest.raises(ValueError, match="unscored before a scored one"):
+        _check_prm_rows([[0.5, None, 0.3]], [["a", "b", "c"]])

@@ -73,8 +73,9 @@ def test_delta_sums_telescope():
     scores = [0.9, 0.1, 0.6, 0.3, 0.75]
     assert sum(shape_step_rewards(scores, "delta")) == pytest.approx(scores[0])
     assert sum(shape_step_rewards(scores, "delta_keep")) == pytest.approx(scores[0])
-    clipped_first = min(scores[0] - 0.8, 0.0)
-    assert sum(shape_step_rewards(scores, "clip_delta", eta=0.8)) == pytest.approx(clipped_first)
+    # eta above the first score, so the clipped first score is not 0
+    assert sum(shape_step_rewards(scores, "clip_delta", eta=0.95)) == pytest.approx(0.9 - 0.95)
+    assert sum(shape_step_rewards([0.2, 0.9, 0.1], "clip_delta", eta=0.5)) == pytest.approx(-0.3)
 
 
 @pytest.mark.parametrize(
@@ -136,7 +137,6 @@ def test_batch_equals_rowwise_on_ragged_input(method):
 # --- bounds: extra steps cannot earn more (Gao et al. 2024) ------------------------------
 
 unit = st.floats(0.0, 1.0, allow_nan=False)
-positive = st.floats(0.01, 1.0, allow_nan=False)
 
 
 def extend(base, extra, at_end):
@@ -149,7 +149,7 @@ def extend(base, extra, at_end):
 @settings(max_examples=200, deadline=None)
 @given(
     base=st.lists(unit, min_size=1, max_size=8),
-    extra=st.lists(positive, min_size=1, max_size=6),
+    extra=st.lists(unit, min_size=1, max_size=6),
     at_end=st.booleans(),
     eta=unit,
 )
@@ -164,5 +164,10 @@ def test_extra_steps_cannot_raise_bounded_returns(base, extra, at_end, eta):
     clip_delta = sum(shape_step_rewards(longer, "clip_delta", eta))
     assert clip_delta == pytest.approx(first_clipped, abs=1e-9)
     assert clip_delta <= 1e-12
-    # the naive PRM reward is hackable: more steps with positive scores strictly pay more
-    assert sum(shape_step_rewards(longer, "none")) > sum(shape_step_rewards(base, "none"))
+    # Delta's bound is r_1 whatever the length (a one-step answer earns 0, below it)
+    assert sum(shape_step_rewards(base, "delta", eta)) <= base[0] + 1e-12
+    # the naive PRM reward is hackable: every extra step adds its score, so positive ones pay
+    naive_gain = sum(shape_step_rewards(longer, "none")) - sum(shape_step_rewards(base, "none"))
+    assert naive_gain == pytest.approx(sum(extra), abs=1e-9)
+    if sum(extra) > 1e-9:
+        assert naive_gain > 0

@@ -47,6 +47,8 @@ CURVES = {"rollout/success": "training success rate", "rollout/steps_per_answer"
 
 def arm_config(cfg: Config, arm: dict, seed: int, orm: str, prm: str, out_dir: Path) -> dict:
     d = asdict(cfg)
+    # every arm starts from the success reward alone, whatever the config passed in sets
+    d["reward"].update(orm=None, prm=None, shaping="none")
     for k, v in arm.items():
         d["reward"][k] = {"ORM": orm, "PRM": prm}.get(v, v)
     d["run"]["seed"] = seed
@@ -132,7 +134,7 @@ def results_markdown(report: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     n = len(report["seeds"])
     lines.append("")
-    lines.append(f"Mean ± std over {n} seed(s); final policy on the held-out test split. "
+    lines.append(f"Mean ± std over {n} seed(s) (population std, ddof 0); final policy on the held-out test split. "
                  f"Wall time {report['wall_seconds']:.0f} s.")
     return "\n".join(lines) + "\n"
 
@@ -160,6 +162,29 @@ def plot_curves(out: Path, arms: list[str], seeds: list[int]) -> None:
 
 # ---- the repetition probe --------------------------------------------------------------------
 
+def probe_returns(base: list[tuple[str, list[str]]], prm, *, eta: float, max_copies: int = 10) -> dict:
+    """The probe's arithmetic: for k = 0..max_copies, each answer in ``base`` (question, steps)
+    with k copies of its second-to-last step inserted before its last, scored by ``prm``
+    (questions, step lists) -> per-step scores or None; the mean learned-reward return of each
+    refinement. An answer the PRM cannot score in full at some k (a step past its context) is
+    left out at every k, and counted, so each k averages the same answers."""
+    from prmrl.shaping import SHAPING_METHODS, shape_step_rewards
+
+    methods = [m for m in SHAPING_METHODS if m != "normed"] + ["normed"]
+    scores_by_k = []
+    for k in range(max_copies + 1):
+        variants = [(q, st[:-1] + [st[-2]] * k + st[-1:]) for q, st in base]
+        scores_by_k.append(prm([q for q, _ in variants], [st for _, st in variants]))
+    keep = [i for i in range(len(base)) if all(None not in rows[i] for rows in scores_by_k)]
+    if not keep:
+        raise ValueError("probe: the PRM could not score any answer at every k")
+    returns = {m: [mean(sum(shape_step_rewards(rows[i], m, eta=eta)) for i in keep) for rows in scores_by_k]
+               for m in methods}
+    return {"k": list(range(max_copies + 1)), "returns": returns,
+            "mean_step_score": [mean(mean(rows[i]) for i in keep) for rows in scores_by_k],
+            "n_answers": len(keep), "n_unscorable_answers": len(base) - len(keep), "eta": eta}
+
+
 def repetition_probe(cfg: Config, max_copies: int = 10, n_answers: int = 200) -> dict:
     """Append k copies of a correct step before the final line of held-out answers, score them
     with the trained PRM, and report each refinement's learned-reward return against k."""
@@ -168,7 +193,6 @@ def repetition_probe(cfg: Config, max_copies: int = 10, n_answers: int = 200) ->
     from prmrl.rl.generation import generate
     from prmrl.rm.jobs import train_rm_job
     from prmrl.rewards.scorers import PRMReward
-    from prmrl.shaping import SHAPING_METHODS, shape_step_rewards
     from prmrl.steps import steps_for_batch
     from prmrl.tasks import make_task
 
@@ -189,22 +213,12 @@ def repetition_probe(cfg: Config, max_copies: int = 10, n_answers: int = 200) ->
         raise ValueError(f"probe: none of the policy's {len(qs)} greedy held-out answers is right "
                          f"with a step before its final line; nothing to repeat ({sft})")
     prm = PRMReward(str(prm_path), prompt_template="{question}\n", delimiter=task.delimiter)
-    methods = [m for m in SHAPING_METHODS if m != "normed"] + ["normed"]
-    returns = {m: [] for m in methods}
-    scores_by_k = []
-    for k in range(max_copies + 1):
-        variants = [(q, st[:-1] + [st[-2]] * k + st[-1:]) for q, st in base]
-        scores = prm([q for q, _ in variants], [st for _, st in variants])
-        scores = [[x for x in row if x is not None] for row in scores]
-        scores_by_k.append(mean(mean(r) for r in scores if r))
-        for m in methods:
-            returns[m].append(mean(sum(shape_step_rewards(r, m, eta=cfg.reward.eta)) for r in scores if r))
-    report = {"k": list(range(max_copies + 1)), "returns": returns, "mean_step_score": scores_by_k,
-              "n_answers": len(base), "eta": cfg.reward.eta, "prm": str(prm_path)}
+    report = probe_returns(base, prm, eta=cfg.reward.eta, max_copies=max_copies)
+    report["prm"] = str(prm_path)
     write_json(out / "probe.json", report)
     from prmrl.evaluation.plots import plot_lines
 
-    plot_lines({m: (report["k"], v) for m, v in returns.items()},
+    plot_lines({m: (report["k"], v) for m, v in report["returns"].items()},
                "learned-reward return vs repeated steps", "copies of a correct step (k)",
                "sum of per-step rewards", out / "probe.png")
     return report

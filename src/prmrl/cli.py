@@ -139,7 +139,10 @@ def cmd_probe(args) -> int:
     print("k".ljust(12) + "".join(f"{k:>7}" for k in ks))
     for m, vals in report["returns"].items():
         print(m.ljust(12) + "".join(f"{v:>7.2f}" for v in vals))
-    print(f"{report['n_answers']} held-out answers; {cfg.run.out_dir}/probe.json, probe.png")
+    skipped = report["n_unscorable_answers"]
+    print(f"{report['n_answers']} held-out answers"
+          + (f" ({skipped} left out: the PRM could not score all their steps)" if skipped else "")
+          + f"; {cfg.run.out_dir}/probe.json, probe.png")
     return 0
 
 

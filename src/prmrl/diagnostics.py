@@ -42,13 +42,14 @@ def hacking_metrics(
     response_tokens: list[int],
     truncated: list[bool],
     success: list[float | None],
-    prm_scores: list[list[float]] | None = None,
+    prm_scores: list[list[float | None]] | None = None,
 ) -> dict[str, float]:
     """Batch statistics that reveal step-count hacking. One entry per answer in every list.
 
     steps: each answer's steps (text); response_tokens: response length in policy tokens;
     truncated: hit the generation length limit; success: 1.0/0.0, None = could not be graded;
-    prm_scores: optional PRM score per step (same lengths as ``steps``).
+    prm_scores: optional PRM score per step (same lengths as ``steps``), None where the PRM could
+    not score the step (e.g. past its context).
 
     Keys (every value 0.0 when its denominator is empty):
 
@@ -60,10 +61,12 @@ def hacking_metrics(
 
     With ``prm_scores`` also:
 
-    - ``prm_mean_score``: mean PRM score over all steps of all answers.
-    - ``prm_success_agreement``: over answers with a success value and >= 1 scored step, the
+    - ``prm_mean_score``: mean PRM score over all scored steps of all answers.
+    - ``prm_success_agreement``: over answers with a success value and every step scored, the
       fraction where [min step score >= 0.5] == [success >= 0.5] (the PRM's verdict on the
       weakest step agrees with the grader).
+
+    Each of the two is left out when nothing was scored / judged (an undefined value is not 0).
     """
     n = len(steps)
     if not (len(response_tokens) == len(truncated) == len(success) == n):
@@ -85,9 +88,11 @@ def hacking_metrics(
 
     if len(prm_scores) != n or any(len(p) != len(s) for p, s in zip(prm_scores, steps)):
         raise ValueError("prm_scores must hold one score per step of every answer")
-    all_scores = [x for per_answer in prm_scores for x in per_answer]
-    judged = [(min(p), ok) for p, ok in zip(prm_scores, success) if ok is not None and p]
-    agree = sum((low >= 0.5) == (ok >= 0.5) for low, ok in judged)
-    metrics["prm_mean_score"] = _ratio(sum(all_scores), len(all_scores))
-    metrics["prm_success_agreement"] = _ratio(agree, len(judged))
+    all_scores = [x for per_answer in prm_scores for x in per_answer if x is not None]
+    judged = [(min(p), ok) for p, ok in zip(prm_scores, success)
+              if ok is not None and p and all(x is not None for x in p)]
+    if all_scores:
+        metrics["prm_mean_score"] = sum(all_scores) / len(all_scores)
+    if judged:
+        metrics["prm_success_agreement"] = sum((low >= 0.5) == (ok >= 0.5) for low, ok in judged) / len(judged)
     return metrics

@@ -100,11 +100,21 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def start_run(run_dir: str | os.PathLike, config: Any) -> Path:
-    """Create the run folder and write the resolved config and versions into it."""
+    """Create the run folder and write the resolved config and versions into it.
+
+    A folder that already holds a run keeps that run's metrics as ``metrics.prev-N.jsonl``, so the
+    new run's ``metrics.jsonl`` (appended to as it trains) holds its own rows only and matches
+    the ``config.yaml`` beside it."""
     import yaml
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
+    old = run / "metrics.jsonl"
+    if old.exists():
+        n = 1
+        while (run / f"metrics.prev-{n}.jsonl").exists():
+            n += 1
+        old.rename(run / f"metrics.prev-{n}.jsonl")
     cfg = asdict(config) if is_dataclass(config) else config
     atomic_write_text(run / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
     write_json(run / "versions.json", versions())

@@ -4,8 +4,9 @@
     per step  (B, S): prm_alpha * shape(prm scores)                    -> each step's last token
     per token (B, T): the two placed, minus kl_beta * KL(pi || pi_ref)
 
-A score that could not be computed is NaN here: an ungradable answer gets ``unscorable_reward``
-(counted by the caller), an unscorable step gets no step reward. Nothing turns NaN into 0 quietly.
+A score that could not be computed is NaN here, and the caller counts every one (the trainer
+logs ``unscorable/*``): an ungradable answer gets ``unscorable_reward``; an answer the ORM could
+not score gets no ORM term; a step the PRM could not score gets no step reward.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ def answer_rewards(success: Tensor, orm: Tensor | None, *, success_weight: float
 def step_rewards(prm: Tensor, step_mask: Tensor, *, method: str, eta: float,
                  alpha: float) -> tuple[Tensor, Tensor]:
     """prm: (B, S) step scores, NaN where unscorable (only ever a suffix: steps past the PRM's
-    context). Returns (B, S) shaped and weighted rewards and the (B, S) mask of scored steps."""
+    context). Returns (B, S) shaped and weighted rewards and the (B, S) mask of scored steps.
+
+    Shaping sees the scored steps only, as if the answer ended there: Delta and Clip-Delta drop
+    the last *scored* step's score, Normed divides by the scored count, and the unscored tail
+    earns nothing (under Clip, nothing is also no penalty). Keep ``max_new_tokens`` within the
+    PRM's context so that no step goes unscored; the trainer counts those that do."""
     scored = step_mask.bool() & ~torch.isnan(prm)
     shaped = shape_step_rewards_batch(torch.nan_to_num(prm, nan=0.0), scored, method, eta)
     return alpha * shaped, scored

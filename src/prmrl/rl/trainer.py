@@ -90,6 +90,7 @@ class PPOTrainer:
             self.unscorable["orm"] += sum(s is None for s in orm)
         if self.scorers.prm is not None:
             prm = self.scorers.prm(b.questions, b.step_texts)
+            _check_prm_rows(prm, b.step_texts)
             S = b.step_mask.shape[1]
             rows = [[math.nan if x is None else x for x in r] + [math.nan] * (S - len(r)) for r in prm]
             b.prm_scores = torch.tensor(rows, dtype=torch.float32, device=self.acc.device)
@@ -202,9 +203,8 @@ class PPOTrainer:
         success = [None if math.isnan(x) else x for x in b.success_scores.tolist()]
         prm = None
         if b.prm_scores is not None:
-            prm = [[x for x in row[: len(st)] if not math.isnan(x)] for row, st in
+            prm = [[None if math.isnan(x) else x for x in row[: len(st)]] for row, st in
                    zip(b.prm_scores.tolist(), b.step_texts)]
-            prm = [p if len(p) == len(st) else p + [0.5] * (len(st) - len(p)) for p, st in zip(prm, b.step_texts)]
         diag = hacking_metrics(b.step_texts, lengths, b.truncated.tolist(), success, prm)
         scored = [s for s in success if s is not None]
         m = {f"rollout/{k}": v for k, v in diag.items()}
@@ -233,6 +233,17 @@ def _reduce(acc, metrics: dict[str, float]) -> dict[str, float]:
     t = torch.tensor([float(metrics[k]) for k in keys], device=acc.device)
     t = acc.reduce(t, reduction="mean")
     return dict(zip(keys, t.tolist()))
+
+
+def _check_prm_rows(prm: list[list[float | None]], step_texts: list[list[str]]) -> None:
+    """A PRM scorer returns one entry per step, None only for a suffix of steps it could not
+    score (past its context): shaping treats the scored steps as the answer's first steps."""
+    for i, (row, steps) in enumerate(zip(prm, step_texts)):
+        if len(row) != len(steps):
+            raise ValueError(f"PRM scorer returned {len(row)} scores for answer {i} with {len(steps)} steps")
+        n = sum(x is not None for x in row)
+        if any(x is None for x in row[:n]):
+            raise ValueError(f"PRM scorer left step(s) of answer {i} unscored before a scored one: {row}")
 
 
 def _nan_tensor(values: Sequence[float | None], device) -> torch.Tensor:
