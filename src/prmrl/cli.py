@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from prmrl.config import Config, ConfigError, load_config
+from prmrl.config import Config, ConfigError, RunConfig, load_config
 
 COMMANDS = {}
 
@@ -33,8 +33,13 @@ def command(name: str, help: str):
     return wrap
 
 
-def _config(args) -> Config:
-    return load_config(args.config, args.overrides)
+def _config(args, extra: list[str] | None = None) -> Config:
+    cfg = load_config(args.config, (extra or []) + list(args.overrides))
+    if cfg.run.out_dir == RunConfig.out_dir and args.command != "demo":
+        # each command's run in its own folder unless one was given
+        quick = "-quick" if getattr(args, "quick", False) else ""
+        cfg.run.out_dir = f"runs/{args.command}{quick}"
+    return cfg
 
 
 @command("demo", "the embedded pipeline end to end: SFT, PPO with the success reward, evaluation")
@@ -119,7 +124,7 @@ def cmd_bon(args) -> int:
 def cmd_reproduce(args) -> int:
     from prmrl.ablation import ALL_ARMS, reproduce, results_markdown
 
-    cfg = load_config(args.config, (QUICK_REPRODUCE if args.quick else []) + list(args.overrides))
+    cfg = _config(args, QUICK_REPRODUCE if args.quick else [])
     a = cfg.ablation
     seeds = [cfg.run.seed + i for i in range(a.seeds)]
     arms = {name: ALL_ARMS[name] for name in a.arms}

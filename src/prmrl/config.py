@@ -207,6 +207,8 @@ class AblationConfig:
 class RunConfig:
     seed: int = 0
     out_dir: str = "runs/demo"
+    """run folder. The CLI puts each command's run in its own folder when this is left at the
+    default: runs/demo for `prmrl demo`, runs/<command> for the others (runs/reproduce, ...)"""
     threads: int = 0
     """torch CPU threads (0: leave torch's default)"""
     progress: bool = True
