@@ -164,3 +164,17 @@ def test_prm_rows_must_match_steps_with_unscored_only_at_the_end():
         _check_prm_rows([[0.5, 0.4]], [["a", "b", "c"]])
     with pytest.raises(ValueError, match="unscored before a scored one"):
         _check_prm_rows([[0.5, None, 0.3]], [["a", "b", "c"]])
+
+
+def test_metrics_mean_over_processes_when_one_lacks_a_metric(monkeypatch):
+    """A metric undefined in one process's batch is averaged over the processes that have it,
+    and never paired with another metric's value."""
+    import accelerate.utils
+    from types import SimpleNamespace
+
+    from prmrl.rl.trainer import _reduce
+
+    other = {"rollout/success": 0.25}              # this process's batch had no scored PRM step
+    monkeypatch.setattr(accelerate.utils, "gather_object", lambda objs: objs + [other])
+    out = _reduce(SimpleNamespace(num_processes=2), {"rollout/success": 0.75, "rollout/prm_mean_score": 0.6})
+    assert out == {"rollout/prm_mean_score": 0.6, "rollout/success": 0.5}

@@ -226,13 +226,18 @@ def _dtype(name: str) -> torch.dtype:
 
 
 def _reduce(acc, metrics: dict[str, float]) -> dict[str, float]:
-    """Mean of each metric over processes (a no-op with one process)."""
+    """Mean of each metric over the processes that logged it (a no-op with one process): a
+    metric can be undefined in one process's batch (e.g. no step the PRM could score)."""
     if acc.num_processes == 1:
         return metrics
-    keys = sorted(metrics)
-    t = torch.tensor([float(metrics[k]) for k in keys], device=acc.device)
-    t = acc.reduce(t, reduction="mean")
-    return dict(zip(keys, t.tolist()))
+    from accelerate.utils import gather_object
+
+    per_process = gather_object([metrics])
+    out = {}
+    for k in sorted({k for m in per_process for k in m}):
+        vals = [float(m[k]) for m in per_process if k in m]
+        out[k] = sum(vals) / len(vals)
+    return out
 
 
 def _check_prm_rows(prm: list[list[float | None]], step_texts: list[list[str]]) -> None:
