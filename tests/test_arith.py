@@ -102,6 +102,42 @@ def test_corpus_has_slips_and_extra_lines():
     assert arith.sft_corpus(train, cfg) == corpus   # deterministic per seed
 
 
+def test_confused_facts_are_a_stable_fraction_with_one_wrong_result_each():
+    facts = [(a, op, b) for a in range(21) for op in "+-*" for b in range(1, 10)
+             if arith.OPS[op](a, b) >= 0]
+    wrong = {f: arith.confused_result(*f, 0.1) for f in facts}
+    confused = {f: w for f, w in wrong.items() if w is not None}
+    assert 0.05 < len(confused) / len(facts) < 0.15
+    for (a, op, b), w in confused.items():
+        assert w != arith.OPS[op](a, b) and w >= 0
+    assert {f: arith.confused_result(*f, 0.1) for f in facts} == wrong    # stable, not random
+    assert all(arith.confused_result(*f, 0.0) is None for f in facts)
+    # a higher rate confuses a superset, with the same wrong results
+    assert all(arith.confused_result(*f, 0.3) == w for f, w in confused.items())
+
+
+def test_corpus_writes_confused_facts_wrong_at_their_rate_and_others_right():
+    train, _ = arith.generate_splits(small_cfg())
+    cfg = arith.CorpusConfig(slip_rate=0.0, restate_rate=0.0, check_rate=0.0, confusion_rate=0.3,
+                             confusion_prob=0.6, seed=2)
+    n_confused = n_wrong = 0
+    for (_, response), p in zip(arith.sft_corpus(train, cfg), train):
+        lines = response.split("\n")[:-1]
+        value = p.start
+        for line, (op, b) in zip(lines, p.ops):
+            result = int(line.rsplit("=", 1)[1])
+            wrong = arith.confused_result(value, op, b, 0.3)
+            if wrong is None:
+                assert result == arith.OPS[op](value, b)       # no slips: unconfused facts right
+            else:
+                n_confused += 1
+                n_wrong += result == wrong
+                assert result in (wrong, arith.OPS[op](value, b))
+            value = result
+    assert n_confused > 200
+    assert 0.5 < n_wrong / n_confused < 0.7
+
+
 def test_length_grouped_batches_cover_every_example_once():
     import random
 

@@ -37,7 +37,8 @@ def make_task(cfg: TaskConfig, tokenizer=None) -> Task:
 
         train, test = arith.generate_splits(arith_config(cfg))
         corpus = arith.CorpusConfig(slip_rate=cfg.slip_rate, restate_rate=cfg.restate_rate,
-                                    check_rate=cfg.check_rate)
+                                    check_rate=cfg.check_rate, confusion_rate=cfg.confusion_rate,
+                                    confusion_prob=cfg.confusion_prob)
         return Task(
             name="arith",
             train_questions=[p.question for p in train], train_golds=[p.answer for p in train],

@@ -4,8 +4,9 @@ A problem is a starting number and a chain of labelled operations ("Start with 3
 (b) 12 more. (c) 9 less."). Its reference solution has one step a line, each copying its
 operation's words before the arithmetic (``(a) 4 times: 37*4=148``), and ends with a
 ``\\boxed{151}`` line, the same final-answer form real math uses. The SFT corpus adds realistic
-imperfection: optional restatement and check lines (so step counts vary) and arithmetic slips
-that carry through to a wrong answer (so the SFT policy is imperfect and RL has work to do).
+imperfection: optional restatement and check lines (so step counts vary), random arithmetic slips
+that carry through to a wrong answer, and a few "confused" facts the corpus usually gets wrong the
+same way (so even the greedy SFT policy is imperfect and RL has work to do).
 
 The ground-truth step checker gives oracle step labels: a step is right while the chain of
 values it continues is still the problem's true chain.
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from dataclasses import dataclass, field
 
 from prmrl.answers import extract_boxed
 
-FORMAT_VERSION = 4   # bump when problems, solutions or SFT batching change (cached SFT policies)
+FORMAT_VERSION = 5   # bump when problems, solutions or SFT batching change (cached SFT policies)
 
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 # An operation in words, operand first ("9 more"): right after its label, so a step copies it
@@ -35,8 +37,7 @@ _START = re.compile(r"^Start: (-?\d+)$")
 
 @dataclass(frozen=True)
 class ArithConfig:
-    """Knobs of the generator. With the default SFT, seeds 0 and 1 gave policies at 0.96 and
-    0.76 greedy accuracy on the test split (measured); their errors are arithmetic slips."""
+    """Knobs of the generator (the SFT corpus's imperfection is ``CorpusConfig``)."""
 
     min_ops: int = 2
     max_ops: int = 3
@@ -159,12 +160,25 @@ class CorpusConfig:
     slip_rate: float = 0.15      # per computation step: the result is off, and the error carries
     restate_rate: float = 0.3    # a "Start: 37" line before the first computation
     check_rate: float = 0.15     # after a step, a "Check: 37*4=148" line repeating it
+    confusion_rate: float = 0.1  # fraction of arithmetic facts (a, op, b) the corpus confuses
+    confusion_prob: float = 0.6  # how often a confused fact is written with its one wrong result
     seed: int = 0
 
 
 def _slip(rng: random.Random, value: int) -> int:
     delta = rng.choice([-10, -2, -1, 1, 2, 10])
     return value + delta if value + delta >= 0 else value + abs(delta)
+
+
+def confused_result(a: int, op: str, b: int, rate: float) -> int | None:
+    """The one wrong result the corpus writes for fact ``a op b`` if that fact is among the
+    ``rate`` fraction it confuses (chosen by a stable hash of the fact), else None."""
+    h = zlib.crc32(f"{a}{op}{b}".encode())
+    if (h % 10007) / 10007 >= rate:
+        return None
+    right = OPS[op](a, b)
+    delta = (-10, -2, -1, 1, 2, 10)[(h // 10007) % 6]
+    return right + delta if right + delta >= 0 else right + abs(delta)
 
 
 def sft_solution(problem: Problem, rng: random.Random, cfg: CorpusConfig) -> str:
@@ -175,7 +189,10 @@ def sft_solution(problem: Problem, rng: random.Random, cfg: CorpusConfig) -> str
     value = problem.start
     for k, (op, b) in enumerate(problem.ops):
         result = OPS[op](value, b)
-        if rng.random() < cfg.slip_rate:
+        wrong = confused_result(value, op, b, cfg.confusion_rate)
+        if wrong is not None and rng.random() < cfg.confusion_prob:
+            result = wrong
+        elif rng.random() < cfg.slip_rate:
             result = _slip(rng, result)
         lines.append(step_line(k, problem.phrases[k], value, op, b, result))
         if rng.random() < cfg.check_rate:
