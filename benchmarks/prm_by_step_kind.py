@@ -5,13 +5,14 @@
 
 Samples 4 answers for each of the first 500 test problems from the policy (default: the cached
 SFT policy), scores every step with the PRM, and groups the steps with the arith step checker:
-right computation steps, the first wrong step by cause (an arithmetic slip, the wrong operation
-copied, a wrong running value), steps after an error, restatement/check lines, final answers;
+right computation steps, the first wrong step by cause (a confused fact's fixed wrong result,
+another arithmetic slip, the wrong operation copied, a wrong running value), steps after an error, restatement/check lines, final answers;
 for each kind, how many an answer has and how often it is the step right before the answer line
 (where Delta shaping's bias shows: see the README's ablation section).
 A PRM that verifies gives slips and wrong copies low scores; one that has learned only step
 types gives them nearly the scores of right steps, and every final answer the base rate.
-Prints the step-level AUC against the oracle labels too.
+Prints the step-level AUC against the oracle labels too, and the share of right and of wrong
+steps scored below a few Clip thresholds eta.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from prmrl.evaluation.bon import roc_auc  # noqa: E402
 from prmrl.pipeline import quiet_transformers, run_sft  # noqa: E402
 
 
-def step_kinds(problem, steps: list[str]) -> list[str]:
+def step_kinds(problem, steps: list[str], confusion_rate: float = 0.0) -> list[str]:
     """The kind of each step of one answer, from the arith checker's point of view; every step
     after the first wrong one is "after an error"."""
-    from prmrl.tasks.arith import _STEP, OPS, check_steps, marker, words_agree
+    from prmrl.tasks.arith import _STEP, OPS, check_steps, confused_result, marker, words_agree
 
     truth, k, kinds, dead = problem.values(), 0, [], False
     for step, verdict in zip(steps, check_steps(problem, steps)):
@@ -49,7 +50,8 @@ def step_kinds(problem, steps: list[str]) -> list[str]:
             elif (op, b) != problem.ops[k] or not words_agree(m):
                 kind = "wrong operation copied"
             elif OPS[op](a, b) != c:
-                kind = "slip (arithmetic)"
+                confused = confused_result(a, op, b, confusion_rate) == c
+                kind = "confused fact (its wrong result)" if confused else "slip (arithmetic)"
             elif m[1] is not None and f"({m[1]})" != marker(k):
                 kind = "wrong label"
             else:
@@ -95,7 +97,7 @@ def main() -> None:
     by_kind: dict[str, list[float]] = defaultdict(list)
     before_answer: dict[str, int] = defaultdict(int)   # kind of the step right before the answer
     for a, ss in zip(answers, scores):
-        kinds = step_kinds(task.test_problems[a.problem], a.steps)
+        kinds = step_kinds(task.test_problems[a.problem], a.steps, cfg.task.confusion_rate)
         for kind, s in zip(kinds, ss):
             if s is not None:
                 by_kind[kind].append(s)
@@ -105,6 +107,11 @@ def main() -> None:
     ys = [y for ss, yy in zip(scores, oracle) for s, y in zip(ss, yy) if s is not None]
     print(f"PRM {args.prm}; policy {policy}; {len(answers)} answers, {len(xs)} steps")
     print(f"step AUC against the oracle labels: {roc_auc(xs, ys):.3f}")
+    right = [x for x, y in zip(xs, ys) if y >= 0.5]
+    wrong = [x for x, y in zip(xs, ys) if y < 0.5]
+    for eta in (0.2, 0.3, 0.4, 0.5):   # what a Clip threshold eta penalises
+        print(f"scored below {eta}: {sum(x < eta for x in right) / max(1, len(right)):.1%} of right "
+              f"steps, {sum(x < eta for x in wrong) / max(1, len(wrong)):.1%} of wrong ones")
     print(f"{'kind of step':<28}{'steps':>7}{'per answer':>12}{'mean score':>12}{'before answer':>15}")
     for kind in sorted(by_kind, key=lambda k: -sum(by_kind[k]) / len(by_kind[k])):
         v = by_kind[kind]

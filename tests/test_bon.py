@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prmrl.evaluation.bon import (AGGREGATIONS, accuracy_at, argmax_first, best_of_n, format_bon_table,
-                                  majority_at_n, majority_vote, roc_auc)
+                                  majority_at_n, majority_vote, roc_auc, weighted_vote,
+                                  weighted_vote_at_n)
 
 
 # ---- roc_auc ----------------------------------------------------------------------------------
@@ -87,6 +88,30 @@ def test_majority_at_n_uses_first_n():
     assert majority_at_n(answers, correct, 1) == 0.5
     assert majority_at_n(answers, correct, 2) == 0.5          # tie -> first seen: "4" right, "1" wrong
     assert majority_at_n(answers, correct, 4) == 0.0
+
+
+def test_weighted_vote_sums_scores_per_answer():
+    # "3": 0.2 + 0.3 = 0.5 against "5": 0.9 -> "5" wins though "3" has more votes
+    assert weighted_vote(["3", "5", "3"], [0.2, 0.9, 0.3]) == 1
+    # "3": 0.6 + 0.5 = 1.1 against 0.9
+    assert weighted_vote(["3", "5", "3"], [0.6, 0.9, 0.5]) == 0
+    assert weighted_vote(["3", "5"], [0.5, 0.5]) == 0            # tie: the answer seen first
+    assert weighted_vote([None, "4"], [5.0, 0.1]) == 1           # no answer does not vote
+    # an unscorable score adds nothing; the answer still stands if others score it
+    assert weighted_vote(["3", "5", "3"], [float("nan"), 0.4, 0.3]) == 1
+    assert weighted_vote(["3", "5", "3"], [None, 0.2, 0.3]) == 0
+    assert weighted_vote([None], [1.0]) == 0
+    with pytest.raises(ValueError):
+        weighted_vote(["1"], [0.1, 0.2])
+
+
+def test_weighted_vote_at_n_uses_first_n():
+    answers = [["3", "5", "5"], ["1", "2", "2"]]
+    weights = [[0.9, 0.3, 0.3], [0.1, 0.4, 0.4]]
+    correct = [[True, False, False], [False, True, True]]
+    assert weighted_vote_at_n(answers, weights, correct, 1) == 0.5
+    assert weighted_vote_at_n(answers, weights, correct, 3) == 1.0   # 0.9 > 0.6; 0.8 > 0.1
+    assert weighted_vote_at_n(answers, [[0.1, 0.3, 0.3], [0.1, 0.4, 0.4]], correct, 3) == 0.5
 
 
 def test_best_of_n_picks_highest_score():

@@ -80,6 +80,37 @@ def majority_vote(answers: Sequence[str | None]) -> int:
     return next(i for i, a in enumerate(answers) if a is not None and counts[a] == top)
 
 
+def weighted_vote(answers: Sequence[str | None], weights: Sequence[Score]) -> int:
+    """Index of the first sample holding the answer whose samples' weights sum highest (ties:
+    the answer seen first): majority voting where each vote counts its reward-model score.
+
+    ``None`` answers do not vote; an unscorable weight (None/NaN) adds nothing to its answer's
+    total (the sample still holds the answer). If no sample has an answer, index 0.
+    """
+    if not answers:
+        raise ValueError("weighted_vote: no answers")
+    if len(answers) != len(weights):
+        raise ValueError(f"weighted_vote: {len(answers)} answers but {len(weights)} weights")
+    totals: dict[str, float] = {}
+    for a, w in zip(answers, weights):
+        if a is not None:
+            totals[a] = totals.get(a, 0.0) + (0.0 if w is None or math.isnan(w) else float(w))
+    if not totals:
+        return 0
+    top = max(totals.values())
+    return next(i for i, a in enumerate(answers) if a is not None and totals[a] == top)
+
+
+def weighted_vote_at_n(answers: Sequence[Sequence[str | None]], weights: Sequence[Sequence[Score]],
+                       correct: Sequence[Sequence[bool]], n: int) -> float:
+    """Accuracy of reward-weighted voting over each problem's first ``n`` samples."""
+    if not answers:
+        return math.nan
+    hits = sum(bool(c[weighted_vote(a[:n], w[:n])])
+               for a, w, c in zip(answers, weights, correct, strict=True))
+    return hits / len(answers)
+
+
 def best_of_n(scores: Sequence[Sequence[Score]], correct: Sequence[Sequence[bool]], n: int) -> float:
     """Accuracy when each problem keeps the highest-scored of its first ``n`` samples.
 
@@ -142,7 +173,8 @@ def accuracy_at(scores: Sequence[float], labels: Sequence[float], threshold: flo
 
 # ---- report ------------------------------------------------------------------------------------
 
-BON_METHODS = ["greedy", "majority", "orm", "prm_min", "prm_last", "prm_prod", "prm_mean"]
+BON_METHODS = ["greedy", "majority", "orm", "prm_min", "prm_last", "prm_prod", "prm_mean",
+               "orm_vote", "prm_vote"]
 
 
 def format_bon_table(result: dict) -> str:
