@@ -106,9 +106,10 @@ class RewardConfig:
     """how per-step PRM scores become per-step rewards (method.md, 'Per-step reward variants')"""
     eta: float = 0.3
     """Clip threshold: a step scored below it costs (score - eta). Pick it from where the PRM
-    puts right steps: with the embedded task's PRM, 2.8% of right steps and 45% of wrong ones
-    score below 0.3, 9.9% and 63% below 0.5, and Clip at 0.5 cost 1.8 greedy points against SR
-    in the ablation (at 0.3, none)"""
+    puts right steps (``benchmarks/prm_by_step_kind.py`` prints it): the embedded task's PRM
+    scores 15% of right steps and 63% of wrong ones below 0.3, 38% and 80% below 0.5. On the
+    previous slips-only corpus (2.8% / 45% below 0.3), Clip at 0.5 cost 1.8 greedy points
+    against SR in the ablation and at 0.3 none"""
 
 
 @dataclass
@@ -205,7 +206,7 @@ class AblationConfig:
     """seeds per arm (run.seed, run.seed + 1, ...)"""
     iterations: int = 20
     """PPO iterations per arm (6 arms x 3 seeds, SFT policy and reward models cached by `prmrl
-    bon`: under 30 minutes on 2 CPU cores; building those from scratch adds about 11)"""
+    bon`: about 30 minutes on 2 CPU cores; building those from scratch adds about 12)"""
     workers: int = 2
     """arms run in parallel, one torch thread each"""
     arms: list[str] = field(default_factory=lambda: ["SR", "SR+ORM", "SR+PRM", "SR+PRM-Clip",
