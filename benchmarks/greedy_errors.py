@@ -54,6 +54,7 @@ def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
     from prmrl.models.factory import load_policy, load_tokenizer
+    from prmrl.rl.generation import generate
     from prmrl.tasks import arith, make_task
 
     cfg = load_config(None, ["run.progress=false", *overrides])
@@ -61,18 +62,10 @@ def main() -> None:
     problems = task.test_problems[: args.problems]
     rate = cfg.task.confusion_rate
     for path in policies:
-        tok, model = load_tokenizer(path), load_policy(path).eval()
-        counts: Counter = Counter()
-        for i in range(0, len(problems), 100):
-            chunk = problems[i:i + 100]
-            enc = tok([arith.prompt(p.question) for p in chunk], return_tensors="pt", padding=True,
-                      add_special_tokens=False)
-            with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=cfg.eval.max_new_tokens, do_sample=False,
-                                     pad_token_id=tok.pad_token_id)
-            texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            for p, text in zip(chunk, texts):
-                counts["right" if arith.grade(text, p.answer) else first_error(p, text, rate)] += 1
+        gen = generate(load_policy(path), load_tokenizer(path), [task.prompt(p.question) for p in problems],
+                       max_new_tokens=cfg.eval.max_new_tokens, greedy=True)
+        counts = Counter("right" if arith.grade(text, p.answer) else first_error(p, text, rate)
+                         for p, text in zip(problems, gen.texts))
         print(f"{path}: {len(problems)} problems, greedy right {counts['right']}; wrong by first "
               f"error: " + ", ".join(f"{k} {counts[k]}" for k in ("confused", "operand", "slip", "other")))
 

@@ -87,5 +87,6 @@ def main() -> None:
     print("majority".ljust(20) + "".join(f"{majority_at_n(answers, correct, k):<8.3f}" for k in ks))
     print("pass@N".ljust(20) + "".join(f"{sum(any(c[:k]) for c in correct) / n:<8.3f}" for k in ks))
 
+
 if __name__ == "__main__":
     main()

@@ -6,9 +6,10 @@
 Samples 4 answers for each of the first 500 test problems from the policy (default: the cached
 SFT policy), scores every step with the PRM, and groups the steps with the arith step checker:
 right computation steps, the first wrong step by cause (a confused fact's fixed wrong result,
-another arithmetic slip, the wrong operation copied, a wrong running value), steps after an error, restatement/check lines, final answers;
-for each kind, how many an answer has and how often it is the step right before the answer line
-(where Delta shaping's bias shows: see the README's ablation section).
+another arithmetic slip, the wrong operation copied, a wrong running value), steps after an
+error, restatement/check lines, final answers; for each kind, how many an answer has and how
+often it is the step right before the answer line (where Delta shaping's bias shows: see the
+README's ablation section).
 A PRM that verifies gives slips and wrong copies low scores; one that has learned only step
 types gives them nearly the scores of right steps, and every final answer the base rate.
 Prints the step-level AUC against the oracle labels too, and the share of right and of wrong

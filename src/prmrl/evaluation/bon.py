@@ -73,11 +73,7 @@ def majority_vote(answers: Sequence[str | None]) -> int:
     """
     if not answers:
         raise ValueError("majority_vote: no answers")
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
-        return 0
-    top = max(counts.values())
-    return next(i for i, a in enumerate(answers) if a is not None and counts[a] == top)
+    return weighted_vote(answers, [1.0] * len(answers))
 
 
 def weighted_vote(answers: Sequence[str | None], weights: Sequence[Score]) -> int:

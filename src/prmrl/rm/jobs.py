@@ -242,7 +242,7 @@ def bon_job(cfg: Config) -> dict:
     against majority voting and greedy decoding, plus the PRM's step-level AUC/accuracy against
     oracle labels on the same sampled test answers. Writes ``bon.json`` and ``bon.png`` into
     ``run.out_dir``, prints the table, and returns what ``bon.json`` holds."""
-    from prmrl.evaluation.bon import (AGGREGATIONS, accuracy_at, agg_min, best_of_n, majority_at_n,
+    from prmrl.evaluation.bon import (AGGREGATIONS, accuracy_at, best_of_n, majority_at_n,
                                       plot_bon, format_bon_table, roc_auc, weighted_vote_at_n)
     from prmrl.models.factory import load_policy, load_tokenizer
     from prmrl.answers import extract_boxed
@@ -304,14 +304,13 @@ def bon_job(cfg: Config) -> dict:
         "majority": {str(N): majority_at_n(finals, correct, N) for N in ns},
         "orm": {str(N): best_of_n(per_problem(orm_scores), correct, N) for N in ns},
     }
-    for name, fn in AGGREGATIONS.items():
-        agg = per_problem([fn(s) for s in step_scores])
+    aggregated = {name: per_problem([fn(s) for s in step_scores]) for name, fn in AGGREGATIONS.items()}
+    for name, agg in aggregated.items():
         result[f"prm_{name}"] = {str(N): best_of_n(agg, correct, N) for N in ns}
     # Reward-weighted voting (Math-Shepherd's "self-consistency + reward model"): each answer's
     # samples vote with their ORM score / PRM min score.
-    prm_min = per_problem([agg_min(s) for s in step_scores])
     result["orm_vote"] = {str(N): weighted_vote_at_n(finals, per_problem(orm_scores), correct, N) for N in ns}
-    result["prm_vote"] = {str(N): weighted_vote_at_n(finals, prm_min, correct, N) for N in ns}
+    result["prm_vote"] = {str(N): weighted_vote_at_n(finals, aggregated["min"], correct, N) for N in ns}
     result["pass"] = {str(N): sum(any(c[:N]) for c in correct) / max(1, n) for N in ns}
 
     if task.test_problems is not None:
