@@ -63,6 +63,8 @@ def step_kinds(problem, steps: list[str], confusion_rate: float = 0.0) -> list[s
             kind = f"restatement ({'true' if verdict.label else 'false'})"
         elif "\\boxed" in line:
             kind = f"answer: {'right' if verdict.label else 'wrong'}"
+        elif verdict.kind == "malformed":
+            kind = "malformed line"
         else:
             kind = f"other line ({'true' if verdict.label else 'false'})"
         kinds.append(kind)

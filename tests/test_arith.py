@@ -62,6 +62,10 @@ def test_step_checker_labels():
     assert labels(["Check: 148+12=160"]) == [0]
     # neutral filler keeps the prefix label; a wrong final answer is wrong
     assert labels(["37*4=148", "Step ready.", "148+12=160", "\\boxed{161}"]) == [1, 1, 1, 0]
+    # ... but a garbled line that writes numbers is a malformed step, wrong, and so is what follows
+    for garbled in ("(b) 6 t5}", "\\bored{160}", "St=37", "148+12=", "Check: 37*4"):
+        verdicts = arith.check_steps(p, ["37*4=148", garbled, "148+12=160"])
+        assert [v.label for v in verdicts] == [1, 0, 0] and verdicts[1].kind == "malformed", garbled
     # stopping early: the boxed value must be the final answer
     assert labels(["37*4=148", "\\boxed{148}"]) == [1, 0]
     # labelled steps: the label must name the operation the step applies

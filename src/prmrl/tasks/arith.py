@@ -33,6 +33,7 @@ _PHRASES = {op: tuple(w for w, o in _WORDS.items() if o == op) for op in OPS}
 _STEP = re.compile(r"^(?:Check: )?(?:\(([a-z])\) )?(?:(\d+) ([a-z]+(?: [a-z]+)*): )?"
                    r"(-?\d+)([+\-*])(\d+)=(-?\d+)$")
 _START = re.compile(r"^Start: (-?\d+)$")
+_MALFORMED = re.compile(r"[\d=]")   # a line with a number or "=" that no form above parses
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def grade(response: str, gold: str) -> bool | None:
 
 @dataclass
 class StepVerdict:
-    kind: str                  # "compute" | "check" | "start" | "answer" | "other"
+    kind: str                  # "compute" | "check" | "start" | "answer" | "malformed" | "other"
     arithmetic_ok: bool        # the line's own arithmetic (True for lines with none)
     label: float               # 1.0 while the solution is still on the true chain, else 0.0
     extra: dict = field(default_factory=dict)
@@ -241,7 +242,9 @@ def check_steps(problem: Problem, steps: list[str]) -> list[StepVerdict]:
     value and gets the true result; a check or restatement line is right when what it states is
     true; the boxed line when it holds the gold answer. Once a step is wrong, every later step is
     labelled 0 (the prefix can no longer reach the answer), as Math-Shepherd's hard labels would.
-    Lines of any other form are neutral: they keep the label of the prefix before them.
+    Lines of any other form are neutral (they keep the label of the prefix before them) when they
+    are prose; one that writes a digit or "=" yet is none of the forms above ("(b) 6 t5}",
+    "\\bored{8}", "St=29": what a policy sampled at T = 1 garbles) is a malformed step, wrong.
     """
     truth = problem.values()
     ops = list(problem.ops)
@@ -270,6 +273,8 @@ def check_steps(problem: Problem, steps: list[str]) -> list[StepVerdict]:
             kind, right = "start", int(m[1]) == problem.start
         elif (boxed := extract_boxed(line)) is not None:
             kind, right = "answer", k == len(ops) and parse_int(boxed) == truth[-1]
+        elif _MALFORMED.search(line):
+            kind, right = "malformed", False
         alive = alive and right
         out.append(StepVerdict(kind=kind, arithmetic_ok=ok, label=1.0 if alive else 0.0))
     return out
