@@ -15,7 +15,7 @@ from prmrl.models.tokenizer import build_char_tokenizer
 from prmrl.rm.formats import MathShepherdFormat, NativeFormat
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
 from prmrl.rm.scoring import ORMScorer, PRMScorer, forward_logits, load_orm, load_prm
-from prmrl.rm.train import orm_training_batch, prm_training_batch, train_reward_model
+from prmrl.rm.train import length_grouped_batches, orm_training_batch, prm_training_batch, train_reward_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -171,6 +171,21 @@ def test_train_orm_and_load_helpers(tmp_path):
     assert isinstance(load_scalar_model(tmp_path / "rm"), torch.nn.Module)
     with pytest.raises(ValueError, match="unknown PRM format"):
         load_prm(tmp_path / "rm", fmt="nope")
+
+
+def test_length_grouped_batches_cover_every_example_once_and_pad_little():
+    lengths = [5, 1, 4, 2]
+    batches = length_grouped_batches(lengths, 2, torch.Generator().manual_seed(0))
+    assert sorted(map(sorted, batches)) == [[0, 2], [1, 3]]     # lengths 5 and 4, lengths 1 and 2
+    rng = __import__("random").Random(0)
+    lengths = [rng.randint(40, 180) for _ in range(1000)]
+    batches = length_grouped_batches(lengths, 16, torch.Generator().manual_seed(1), group=10)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    assert padded / sum(lengths) < 1.1                           # random batches: about 1.5
+    again = length_grouped_batches(lengths, 16, torch.Generator().manual_seed(1), group=10)
+    assert again == batches                                     # seeded
+    assert length_grouped_batches(lengths, 16, torch.Generator().manual_seed(2), group=10) != batches
 
 
 def test_dense_positions_by_hand():

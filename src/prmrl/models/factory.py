@@ -99,6 +99,11 @@ def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None,
     if extra_layers:
         return _deepened(path, extra_layers, dtype)
     config = AutoConfig.from_pretrained(str(path))
+    if getattr(config, "prmrl_likelihood", None):   # a saved LikelihoodRewardModel
+        from prmrl.models.likelihood import LikelihoodRewardModel
+
+        scalar = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
+        return LikelihoodRewardModel.load(scalar, path)
     fresh_head = not any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
     model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
     if fresh_head:

@@ -85,6 +85,10 @@ class NativeFormat:
         ends = _step_ends(len(prompt), steps, len(self.delimiter))
         return PRMInput(ids, [token_at_char(offsets, c) for c in ends])
 
+    def prompt_length(self, question: str) -> int:
+        """Tokens before the first step: the encoding of the prompt alone."""
+        return len(self.tokenizer(self.text(question, []))["input_ids"])
+
     def step_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(K, 1) head outputs at the step positions -> (K,) probabilities."""
         return torch.sigmoid(logits.float()[:, 0])

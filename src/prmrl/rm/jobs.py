@@ -28,6 +28,7 @@ from prmrl.pipeline import run_sft, sft_key
 from prmrl.runs import MetricsLog, start_run, write_json
 
 LABEL_FORMAT_VERSION = 1   # bump when the labelling code changes what it writes
+RM_TRAIN_VERSION = 2       # bump when the training loop changes what it trains (2: length-grouped batches)
 PROMPT_TEMPLATE = "{question}\n"   # reward-model input = arith.prompt(question) + steps
 
 
@@ -69,7 +70,7 @@ def _train_settings(cfg: Config) -> dict:
     return {"init": _model_id(cfg, r.init), "epochs": r.epochs, "batch_size": r.batch_size,
             "lr": r.lr, "seed": cfg.run.seed, "template": PROMPT_TEMPLATE,
             "extra_layers": r.extra_layers, "freeze_backbone": r.freeze_backbone,
-            "dense": r.dense_labels}
+            "dense": r.dense_labels, "likelihood": r.likelihood_features, "version": RM_TRAIN_VERSION}
 
 
 def rm_key(cfg: Config, kind: str) -> str:
@@ -197,6 +198,10 @@ def train_rm_job(cfg: Config, kind: str, force: bool = False) -> Path:
     model = load_scalar_model(init, extra_layers=r.extra_layers)
     if r.freeze_backbone:
         freeze_backbone(model, r.extra_layers)
+    if r.likelihood_features:
+        from prmrl.models.likelihood import LikelihoodRewardModel
+
+        model = LikelihoodRewardModel.from_causal_lm(model, init)
     examples = outcome_records(records) if kind == "orm" else records
     examples, epochs = _epochs(examples, r.epochs, cfg.run.seed)
 

@@ -37,12 +37,31 @@ def pad_batch(seqs: Sequence[list[int]], pad_id: int, side: str) -> tuple[torch.
     return ids, mask, offsets
 
 
-def forward_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def forward_logits(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   response_mask: torch.Tensor | None = None) -> torch.Tensor:
     """(B, L, C) outputs: C = num_labels for a token head, the vocabulary for a causal LM.
-    Position ids count real tokens only, so left and right padding give the same numbers."""
+    Position ids count real tokens only, so left and right padding give the same numbers.
+    ``response_mask`` (1 on response tokens) goes to models that read it
+    (``uses_response_mask``, e.g. ``LikelihoodRewardModel``), which need it."""
+    kw = {}
+    if getattr(model, "uses_response_mask", False):
+        if response_mask is None:
+            raise ValueError(f"{type(model).__name__} needs a response mask")
+        kw["response_mask"] = response_mask
     out = model(input_ids=input_ids, attention_mask=attention_mask,
-                position_ids=position_ids_from_mask(attention_mask))
+                position_ids=position_ids_from_mask(attention_mask), **kw)
     return out.logits if hasattr(out, "logits") else out[0]
+
+
+def response_mask(shape: torch.Size, offsets: Sequence[int], starts: Sequence[int],
+                  lengths: Sequence[int]) -> torch.Tensor:
+    """(B, L) long: 1 from each row's first response token (``starts``: tokens before it) to its
+    end, in a batch padded with ``offsets`` pads before each row. Example: shape (1, 5), offsets
+    [1], starts [2], lengths [4] -> [[0, 0, 0, 1, 1]]."""
+    mask = torch.zeros(shape, dtype=torch.long)
+    for b, (off, st, n) in enumerate(zip(offsets, starts, lengths)):
+        mask[b, off + min(st, n):off + n] = 1
+    return mask
 
 
 def _pad_id(tokenizer) -> int:
@@ -80,7 +99,11 @@ class PRMScorer:
             enc = [self.fmt.encode(questions[i], list(steps[i])) for i in idx]
             seqs = [e.input_ids[:self.max_length] if self.max_length else e.input_ids for e in enc]
             ids, mask, offs = pad_batch(seqs, _pad_id(self.tokenizer), self.tokenizer.padding_side)
-            logits = forward_logits(self.model, ids.to(self.model.device), mask.to(self.model.device))
+            resp = None
+            if getattr(self.model, "uses_response_mask", False):
+                starts = [self.fmt.prompt_length(questions[i]) for i in idx]
+                resp = response_mask(ids.shape, offs, starts, [len(s) for s in seqs]).to(self.model.device)
+            logits = forward_logits(self.model, ids.to(self.model.device), mask.to(self.model.device), resp)
             for b, (i, e) in enumerate(zip(idx, enc)):
                 kept = [p for p in e.positions if p < len(seqs[b])]
                 at = torch.tensor([offs[b] + p for p in kept], dtype=torch.long, device=logits.device)
@@ -101,6 +124,10 @@ class ORMScorer:
     def encode(self, question: str, response: str) -> list[int]:
         return self.tokenizer.encode(self.prompt_template.format(question=question) + response)
 
+    def prompt_length(self, question: str) -> int:
+        """Tokens before the response (the prompt alone, encoded as :meth:`encode` does)."""
+        return len(self.encode(question, ""))
+
     @torch.inference_mode()
     def score(self, questions: Sequence[str], responses: Sequence[str], batch_size: int = 8
               ) -> list[float | None]:
@@ -113,7 +140,11 @@ class ORMScorer:
             too_long = [self.max_length is not None and len(s) > self.max_length for s in seqs]
             seqs = [s[:self.max_length] if t else s for s, t in zip(seqs, too_long)]
             ids, mask, offs = pad_batch(seqs, _pad_id(self.tokenizer), self.tokenizer.padding_side)
-            logits = forward_logits(self.model, ids.to(self.model.device), mask.to(self.model.device))
+            resp = None
+            if getattr(self.model, "uses_response_mask", False):
+                starts = [self.prompt_length(q) for q in questions[start:start + batch_size]]
+                resp = response_mask(ids.shape, offs, starts, [len(s) for s in seqs]).to(self.model.device)
+            logits = forward_logits(self.model, ids.to(self.model.device), mask.to(self.model.device), resp)
             last = torch.tensor([o + len(s) - 1 for o, s in zip(offs, seqs)], device=logits.device)
             probs = torch.sigmoid(logits[torch.arange(len(seqs)), last, 0].float()).tolist()
             results += [None if t else p for p, t in zip(probs, too_long)]

