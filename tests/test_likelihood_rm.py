@@ -80,7 +80,8 @@ def test_one_pass_scores_equal_per_prefix_and_survive_save_and_load(setup, tmp_p
     again = load_scalar_model(tmp_path / "prm")
     assert isinstance(again, LikelihoodRewardModel) and again.backbone_layers == 2
     flat = lambda xss: [x for xs in xss for x in xs]  # noqa: E731
-    assert flat(PRMScorer(again, tok, NativeFormat(tok)).score(QUESTIONS, STEPS)) == pytest.approx(flat(full), abs=1e-6)
+    reloaded = PRMScorer(again, tok, NativeFormat(tok)).score(QUESTIONS, STEPS)
+    assert flat(reloaded) == pytest.approx(flat(full), abs=1e-6)
     orm = ORMScorer(model, tok).score(QUESTIONS, ["\n".join(s) for s in STEPS])
     assert ORMScorer(again, tok).score(QUESTIONS, ["\n".join(s) for s in STEPS]) == pytest.approx(orm, abs=1e-6)
     with torch.no_grad():

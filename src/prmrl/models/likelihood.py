@@ -102,7 +102,7 @@ class LikelihoodRewardModel(nn.Module):
     def save_pretrained(self, path: str | os.PathLike) -> None:
         from safetensors.torch import save_file
 
-        self.scalar.config.__setattr__(CONFIG_KEY, {"backbone_layers": self.backbone_layers})
+        setattr(self.scalar.config, CONFIG_KEY, {"backbone_layers": self.backbone_layers})
         self.scalar.save_pretrained(path)
         tensors = {f"lm_norm.{k}": v for k, v in self.lm_norm.state_dict().items()}
         tensors |= {f"lm_head.{k}": v for k, v in self.lm_head.state_dict().items()}

@@ -64,6 +64,17 @@ def response_mask(shape: torch.Size, offsets: Sequence[int], starts: Sequence[in
     return mask
 
 
+def _response_mask_for(model, ids: torch.Tensor, offsets: list[int], seqs: list[list[int]],
+                       prompt_length, questions: Sequence[str]) -> torch.Tensor | None:
+    """The response mask a model that reads one needs (``uses_response_mask``), else None."""
+    if not getattr(model, "uses_response_mask", False):
+        return None
+    if prompt_length is None:
+        raise ValueError(f"{type(model).__name__} reads a response mask: score it in the native format")
+    starts = [prompt_length(q) for q in questions]
+    return response_mask(ids.shape, offsets, starts, [len(s) for s in seqs]).to(model.device)
+
+
 def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -99,10 +110,8 @@ class PRMScorer:
             enc = [self.fmt.encode(questions[i], list(steps[i])) for i in idx]
             seqs = [e.input_ids[:self.max_length] if self.max_length else e.input_ids for e in enc]
             ids, mask, offs = pad_batch(seqs, _pad_id(self.tokenizer), self.tokenizer.padding_side)
-            resp = None
-            if getattr(self.model, "uses_response_mask", False):
-                starts = [self.fmt.prompt_length(questions[i]) for i in idx]
-                resp = response_mask(ids.shape, offs, starts, [len(s) for s in seqs]).to(self.model.device)
+            resp = _response_mask_for(self.model, ids, offs, seqs, getattr(self.fmt, "prompt_length", None),
+                                      [questions[i] for i in idx])
             logits = forward_logits(self.model, ids.to(self.model.device), mask.to(self.model.device), resp)
             for b, (i, e) in enumerate(zip(idx, enc)):
                 kept = [p for p in e.positions if p < len(seqs[b])]
@@ -140,10 +149,8 @@ class ORMScorer:
             too_long = [self.max_length is not None and len(s) > self.max_length for s in seqs]
             seqs = [s[:self.max_length] if t else s for s, t in zip(seqs, too_long)]
             ids, mask, offs = pad_batch(seqs, _pad_id(self.tokenizer), self.tokenizer.padding_side)
-            resp = None
-            if getattr(self.model, "uses_response_mask", False):
-                starts = [self.prompt_length(q) for q in questions[start:start + batch_size]]
-                resp = response_mask(ids.shape, offs, starts, [len(s) for s in seqs]).to(self.model.device)
+            resp = _response_mask_for(self.model, ids, offs, seqs, self.prompt_length,
+                                      questions[start:start + batch_size])
             logits = forward_logits(self.model, ids.to(self.model.device), mask.to(self.model.device), resp)
             last = torch.tensor([o + len(s) - 1 for o, s in zip(offs, seqs)], device=logits.device)
             probs = torch.sigmoid(logits[torch.arange(len(seqs)), last, 0].float()).tolist()
