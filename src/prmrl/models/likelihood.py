@@ -21,6 +21,10 @@ policy's writing. Saved as the scalar-head model's Hugging Face folder (config k
 ``prmrl_likelihood``) plus ``likelihood_head.safetensors``; ``load_scalar_model`` restores both.
 Loaded with plain ``AutoModelForTokenClassification``, the folder gives the head without the
 likelihood terms, which scores differently: load it with prmrl.
+
+Memory: the forward holds (B, L, V) float32 log-probs, as a policy's log-prob pass does; with a
+real vocabulary (150k tokens) keep scoring and training batches small, or set
+``rm.likelihood_features=false``.
 """
 
 from __future__ import annotations
