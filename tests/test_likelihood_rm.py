@@ -89,14 +89,14 @@ def test_one_pass_scores_equal_per_prefix_and_survive_save_and_load(setup, tmp_p
         torch.nn.init.zeros_(model.scalar.score.weight)
 
 
-def test_training_moves_the_mix_and_the_layers_but_not_the_lm(setup):
+def test_training_moves_the_mix_and_leaves_the_lm_copy_alone(setup):
     _, _, tok, path = setup
     model = load_scalar_model(path, extra_layers=1)
     freeze_backbone(model, 1)
     model = LikelihoodRewardModel.from_causal_lm(model, path)
     frozen = {k: v.clone() for k, v in model.named_parameters() if not v.requires_grad}
     assert any(k.startswith("lm_head.") for k in frozen) and any(k.startswith("lm_norm.") for k in frozen)
-    # label 1 on answers the tiny random LM finds likely is not learnable; any label moves the mix
+    # any labels do: the mix starts at 0 and gets a gradient from the first batch
     recs = [StepLabelRecord(q, s, [1.0] * (len(s) - 1) + [0.0]) for q, s in zip(QUESTIONS, STEPS)] * 4
     batch = prm_training_batch(tok, NativeFormat(tok), recs[:2])
     assert batch["response_mask"].sum() > 0

@@ -187,8 +187,8 @@ class RMConfig:
     """answers per ORM/PRM training step (batches group answers of similar length)"""
     lr: float = 1e-3
     """ORM/PRM AdamW learning rate. Arith PRM without likelihood features, same labels, step AUC
-    on 200 test problems x 16 answers: batch 64 at 2e-3 0.82; batch 16 at 2e-3 0.83, at 1e-3
-    0.85, at 5e-4 0.84"""
+    on 200 test problems x 16 answers (against the step checker before malformed lines counted
+    as wrong): batch 64 at 2e-3 0.82; batch 16 at 2e-3 0.83, at 1e-3 0.85, at 5e-4 0.84"""
     extra_layers: int = 2
     """new decoder layers stacked on the backbone of the ORM/PRM (identity at start)"""
     freeze_backbone: bool = True
@@ -213,7 +213,7 @@ class AblationConfig:
     """seeds per arm (run.seed, run.seed + 1, ...)"""
     iterations: int = 20
     """PPO iterations per arm (6 arms x 3 seeds, SFT policy and reward models cached by `prmrl
-    bon`: about 30 minutes on 2 CPU cores; building those from scratch adds about 12)"""
+    bon`: about 30 minutes on 2 CPU cores; building those from scratch adds about 10)"""
     workers: int = 2
     """arms run in parallel, one torch thread each"""
     arms: list[str] = field(default_factory=lambda: ["SR", "SR+ORM", "SR+PRM", "SR+PRM-Clip",
