@@ -22,7 +22,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from prmrl.config import load_config  # noqa: E402
-from prmrl.pipeline import build_scorers, quiet_transformers, run_sft  # noqa: E402
+from prmrl.jobs.ppo import build_scorers
+from prmrl.jobs.sft import run_sft
+from prmrl.models.factory import quiet_transformers  # noqa: E402
 
 
 def main() -> None:

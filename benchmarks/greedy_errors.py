@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from prmrl.config import load_config  # noqa: E402
-from prmrl.pipeline import quiet_transformers  # noqa: E402
+from prmrl.models.factory import quiet_transformers  # noqa: E402
 
 LINE = re.compile(r"^\(([a-z])\) (\d+) [a-z]+(?: [a-z]+)*: (-?\d+)([+\-*])(\d+)=(-?\d+)$")
 
@@ -54,7 +54,7 @@ def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
     from prmrl.models.factory import load_policy, load_tokenizer
-    from prmrl.rl.generation import generate
+    from prmrl.models.sampler import generate
     from prmrl.tasks import arith, make_task
 
     cfg = load_config(None, ["run.progress=false", *overrides])

@@ -20,7 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from prmrl.config import load_config  # noqa: E402
-from prmrl.pipeline import quiet_transformers  # noqa: E402
+from prmrl.models.factory import quiet_transformers  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     quiet_transformers()
 
     from prmrl.models.factory import load_policy, load_tokenizer
-    from prmrl.rl.generation import generate
+    from prmrl.models.sampler import generate
     from prmrl.tasks import make_task
 
     cfg = load_config(None, ["run.progress=false", *args.overrides])

@@ -20,7 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from prmrl.config import load_config  # noqa: E402
-from prmrl.pipeline import quiet_transformers  # noqa: E402
+from prmrl.models.factory import quiet_transformers  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     from prmrl.evaluation.bon import best_of_n, majority_at_n, roc_auc
     from prmrl.models.factory import load_policy, load_tokenizer
     from prmrl.models.forward import token_logprobs
-    from prmrl.rl.generation import generate
+    from prmrl.models.sampler import generate
     from prmrl.steps import steps_for_batch
     from prmrl.tasks import make_task
     from prmrl.tasks.arith import check_steps

@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from prmrl.config import load_config  # noqa: E402
 from prmrl.evaluation.bon import roc_auc  # noqa: E402
-from prmrl.pipeline import quiet_transformers, run_sft  # noqa: E402
+from prmrl.models.factory import quiet_transformers, run_sft  # noqa: E402
 
 
 def step_kinds(problem, steps: list[str], confusion_rate: float = 0.0) -> list[str]:
@@ -81,7 +81,7 @@ def main() -> None:
 
     from prmrl.models.factory import load_policy, load_tokenizer
     from prmrl.rm.label import oracle_step_labels, sample_answers
-    from prmrl.rm.scoring import load_prm
+    from prmrl.rewards.reward_models import load_prm
     from prmrl.tasks import make_task
 
     cfg = load_config(None, ["run.progress=false", *args.overrides])

@@ -26,6 +26,6 @@ def shared() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_transformers():
-    from prmrl.pipeline import quiet_transformers
+    from prmrl.models.factory import quiet_transformers
 
     quiet_transformers()

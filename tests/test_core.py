@@ -13,10 +13,10 @@ from prmrl.rl.core import (
     logprobs_from_logits,
     masked_mean,
     masked_whiten,
-    place_rewards,
     policy_loss,
     value_loss,
 )
+from prmrl.rewards.placement import place_rewards
 
 
 def lengths_to_mask(lengths, T):

@@ -170,7 +170,7 @@ def stepping_policy():
 
 
 def test_jobs_smoke(tmp_path):
-    from prmrl.rm.jobs import bon_job, label_job, labels_path, orm_path, prm_path, train_rm_job
+    from prmrl.jobs.rm import bon_job, label_job, labels_path, orm_path, prm_path, train_rm_job
     from prmrl.rm.records import read_records
 
     model, tok = stepping_policy()

@@ -12,7 +12,7 @@ from prmrl.models.likelihood import LikelihoodRewardModel, running_min_logprobs
 from prmrl.models.tokenizer import build_char_tokenizer
 from prmrl.rm.formats import NativeFormat
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
-from prmrl.rm.scoring import ORMScorer, PRMScorer, forward_logits, pad_batch, response_mask
+from prmrl.rewards.reward_models import ORMScorer, PRMScorer, forward_logits, pad_batch, response_mask
 from prmrl.rm.train import prm_training_batch, train_reward_model
 
 QUESTIONS = ["Start with 3. (a) 4 more.", "Start with 5. (a) 2 times. (b) 1 less."]

@@ -46,7 +46,7 @@ def make_trainer(cfg, path, prm=None, orm=None):
 def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy, shaping):
     """Success (+ alpha x ORM) on the last response token; the PRM's shaped step rewards
     (alpha x shape(scores)) on each step's last token, for every refinement."""
-    from prmrl.shaping import shape_step_rewards
+    from prmrl.rewards.shaping import shape_step_rewards
 
     torch.manual_seed(0)
     def fake_prm(questions, steps):
@@ -61,7 +61,7 @@ def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy, shaping):
     tok = tr.tok
     text = "3+4=7\nCheck: 3+4=7\n\\boxed{7}"
     ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    from prmrl.rl.generation import encode_prompts
+    from prmrl.models.sampler import encode_prompts
     from prmrl.steps import steps_for_batch
     p_ids, p_mask = encode_prompts(tok, [arith.prompt("Start with 3. Add 4.")])
     b.input_ids = torch.cat([p_ids, torch.tensor([ids])], 1)
@@ -93,7 +93,7 @@ def test_sampler_logprobs_are_the_policys(tmp_path, tiny_policy):
     """PPO's old log-probs come from the sampler: they equal a full forward pass's at the
     training temperature on every response token, and are 0 past a row's end."""
     from prmrl.models.forward import token_logprobs
-    from prmrl.rl.generation import encode_prompts, sample_tokens
+    from prmrl.models.sampler import encode_prompts, sample_tokens
 
     torch.manual_seed(0)
     cfg = tiny_cfg(tmp_path, "ppo.temperature=0.7")
@@ -115,7 +115,7 @@ def test_sampler_logprobs_are_the_policys(tmp_path, tiny_policy):
 
 
 def test_ppo_changes_parameters_and_logs(tmp_path, tiny_policy):
-    from prmrl.pipeline import run_ppo
+    from prmrl.jobs.ppo import run_ppo
 
     cfg = tiny_cfg(tmp_path)
     from prmrl.models.factory import load_policy

@@ -120,7 +120,7 @@ class Spy:
 
 @pytest.mark.parametrize("fmt", ["native", "qwen_prm"])
 def test_two_ppo_iterations_on_gsm8k(tmp_path, models, tokenizer, monkeypatch, fmt):
-    from prmrl.pipeline import run_ppo
+    from prmrl.jobs.ppo import run_ppo
     from prmrl.tasks import make_task
 
     torch.set_num_threads(1)

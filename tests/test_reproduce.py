@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from prmrl.ablation import ARMS, FINAL_METRICS
+from prmrl.jobs.ablation import ARMS, FINAL_METRICS
 from prmrl.cli import main
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from transformers import (
 from prmrl.models.tokenizer import build_char_tokenizer
 from prmrl.rm.formats import PRM_FORMATS, MathShepherdFormat, NativeFormat, QwenPRMFormat, make_format
 from prmrl.rm.records import read_math_shepherd
-from prmrl.rm.scoring import PRMScorer, forward_logits
+from prmrl.rewards.reward_models import PRMScorer, forward_logits
 from prmrl.rm.train import prm_training_batch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

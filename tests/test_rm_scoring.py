@@ -14,7 +14,7 @@ from prmrl.models.factory import load_scalar_model, save_model, tiny_llama_confi
 from prmrl.models.tokenizer import build_char_tokenizer
 from prmrl.rm.formats import MathShepherdFormat, NativeFormat
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
-from prmrl.rm.scoring import ORMScorer, PRMScorer, forward_logits, load_orm, load_prm
+from prmrl.rewards.reward_models import ORMScorer, PRMScorer, forward_logits, load_orm, load_prm
 from prmrl.rm.train import length_grouped_batches, orm_training_batch, prm_training_batch, train_reward_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -230,7 +230,7 @@ def test_extra_layers_start_as_the_identity(tmp_path):
 
 
 def test_top_p_keeps_the_nucleus():
-    from prmrl.rl.generation import _next_tokens
+    from prmrl.models.sampler import _next_tokens
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]] * 2000))
     gen = torch.Generator().manual_seed(0)

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prmrl.shaping import SHAPING_METHODS, shape_step_rewards, shape_step_rewards_batch
+from prmrl.rewards.shaping import SHAPING_METHODS, shape_step_rewards, shape_step_rewards_batch
 
 EXAMPLE = [0.7, 0.2, 0.4, 0.8]
 

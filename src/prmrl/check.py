@@ -90,7 +90,7 @@ def main_check(argv: list[str] | None = None) -> int:
     returns 1 if there is an error, else 0."""
     import argparse
 
-    from prmrl.pipeline import quiet_transformers
+    from prmrl.models.factory import quiet_transformers
 
     parser = argparse.ArgumentParser(prog="prmrl check-config", description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="YAML config file")
@@ -250,7 +250,7 @@ def _check_prm(cfg: Config, report: CheckReport) -> None:
         report.add("warning", f"{key}: the tokenizer of '{m.name}' lacks the '<extra_0>' token; the "
                               f"format adds it, and its embedding row is untrained unless the model "
                               f"was trained with it")
-    # As prmrl.pipeline.build_scorers builds it; this also adds qwen_prm's token to `tok`.
+    # As prmrl.jobs.ppo.build_scorers builds it; this also adds qwen_prm's token to `tok`.
     kwargs = {"delimiter": cfg.task.step_delimiter} if fmt == "native" else {}
     if fmt == "native" and cfg.task.name == "arith":
         kwargs["prompt_template"] = "{question}\n"

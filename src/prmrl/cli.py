@@ -44,7 +44,8 @@ def _config(args, extra: list[str] | None = None) -> Config:
 
 @command("demo", "the embedded pipeline end to end: SFT, PPO with the success reward, evaluation")
 def cmd_demo(args) -> int:
-    from prmrl.pipeline import demo, format_table
+    from prmrl.jobs.common import format_table
+    from prmrl.jobs.demo import demo
 
     cfg = _config(args)
     summary = demo(cfg)
@@ -57,7 +58,7 @@ def cmd_demo(args) -> int:
 
 @command("sft", "train the embedded task's SFT policy (cached for later commands)")
 def cmd_sft(args) -> int:
-    from prmrl.pipeline import run_sft
+    from prmrl.jobs.sft import run_sft
 
     cfg = _config(args)
     path = run_sft(cfg, force=True)
@@ -67,7 +68,8 @@ def cmd_sft(args) -> int:
 
 @command("train", "PPO from model.policy (default: the cached SFT policy)")
 def cmd_train(args) -> int:
-    from prmrl.pipeline import run_ppo, run_sft
+    from prmrl.jobs.ppo import run_ppo
+    from prmrl.jobs.sft import run_sft
 
     cfg = _config(args)
     policy = cfg.model.policy or run_sft(cfg)
@@ -81,7 +83,8 @@ def cmd_train(args) -> int:
 @command("eval", "evaluate a saved policy on the held-out problems")
 def cmd_eval(args) -> int:
     from prmrl.models.factory import load_policy, load_tokenizer
-    from prmrl.pipeline import evaluate, run_sft
+    from prmrl.jobs.evaluate import evaluate
+    from prmrl.jobs.sft import run_sft
     from prmrl.runs import write_json
     from prmrl.tasks import make_task
 
@@ -96,7 +99,7 @@ def cmd_eval(args) -> int:
 
 @command("label", "sample answers from the policy and label their steps (Math-Shepherd style or oracle)")
 def cmd_label(args) -> int:
-    from prmrl.rm.jobs import label_job
+    from prmrl.jobs.rm import label_job
 
     out = label_job(_config(args), force=args.force)
     print(json.dumps(out, indent=1, default=str))
@@ -105,7 +108,7 @@ def cmd_label(args) -> int:
 
 @command("train-rm", "train (or reuse) the ORM or the PRM")
 def cmd_train_rm(args) -> int:
-    from prmrl.rm.jobs import train_rm_job
+    from prmrl.jobs.rm import train_rm_job
 
     path = train_rm_job(_config(args), args.kind, force=args.force)
     print(f"{args.kind.upper()}: {path}")
@@ -114,7 +117,7 @@ def cmd_train_rm(args) -> int:
 
 @command("bon", "Best-of-N with the ORM and PRM vs majority vote and greedy; PRM step AUC")
 def cmd_bon(args) -> int:
-    from prmrl.rm.jobs import bon_job
+    from prmrl.jobs.rm import bon_job
 
     bon_job(_config(args))
     return 0
@@ -122,7 +125,7 @@ def cmd_bon(args) -> int:
 
 @command("reproduce", "the paper's ablation on the embedded task: SR, +ORM, +PRM, Clip, Delta, Clip-Delta")
 def cmd_reproduce(args) -> int:
-    from prmrl.ablation import ALL_ARMS, reproduce, results_markdown
+    from prmrl.jobs.ablation import ALL_ARMS, reproduce, results_markdown
 
     cfg = _config(args, QUICK_REPRODUCE if args.quick else [])
     a = cfg.ablation
@@ -136,7 +139,7 @@ def cmd_reproduce(args) -> int:
 
 @command("probe", "the repetition probe: PRM return vs k appended copies of a correct step")
 def cmd_probe(args) -> int:
-    from prmrl.ablation import repetition_probe
+    from prmrl.jobs.ablation import repetition_probe
 
     cfg = _config(args)
     report = repetition_probe(cfg)
@@ -191,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     # OpenMP threads that sleep instead of spinning: on a small shared CPU, spinning threads of
     # two processes (or of one process and anything else) slow each other down several-fold.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from prmrl.pipeline import quiet_transformers, setup_threads
+    from prmrl.jobs.common import setup_threads
+    from prmrl.models.factory import quiet_transformers
 
     parser = build_parser()
     args = parser.parse_args(argv)

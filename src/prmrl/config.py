@@ -205,6 +205,24 @@ class RMConfig:
     bon_problems: int = 500
 
 
+# Ablation arms: name -> reward settings ("ORM" / "PRM" are filled with the cached reward models).
+# The names are written here once; `ablation.arms` is checked against them.
+ARMS: dict[str, dict] = {
+    "SR": {},
+    "SR+ORM": {"orm": "ORM"},
+    "SR+PRM": {"prm": "PRM", "shaping": "none"},
+    "SR+PRM-Clip": {"prm": "PRM", "shaping": "clip"},
+    "SR+PRM-Delta": {"prm": "PRM", "shaping": "delta"},
+    "SR+PRM-Clip-Delta": {"prm": "PRM", "shaping": "clip_delta"},
+}
+OPTIONAL_ARMS: dict[str, dict] = {
+    "SR+PRM-Normed": {"prm": "PRM", "shaping": "normed"},
+    "SR+PRM-MinForm": {"prm": "PRM", "shaping": "min_form"},
+    "SR+PRM-Delta-Keep": {"prm": "PRM", "shaping": "delta_keep"},
+}
+ALL_ARMS = {**ARMS, **OPTIONAL_ARMS}
+
+
 @dataclass
 class AblationConfig:
     """`prmrl reproduce`: the paper's ablation, every arm from the same SFT policy and RMs."""
@@ -216,9 +234,8 @@ class AblationConfig:
     bon`: about 30 minutes on 2 CPU cores; building those from scratch adds about 10)"""
     workers: int = 2
     """arms run in parallel, one torch thread each"""
-    arms: list[str] = field(default_factory=lambda: ["SR", "SR+ORM", "SR+PRM", "SR+PRM-Clip",
-                                                     "SR+PRM-Delta", "SR+PRM-Clip-Delta"])
-    """arms to run; also available: SR+PRM-Normed, SR+PRM-MinForm, SR+PRM-Delta-Keep"""
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    """arms to run (names in ``ARMS``); also available: the names in ``OPTIONAL_ARMS``"""
 
 
 @dataclass
@@ -232,6 +249,16 @@ class RunConfig:
     progress: bool = True
     cache_dir: str = "cache"
     """where SFT policies and reward models are cached for reuse across runs"""
+    save_every: int = 5
+    """PPO: write a resumable checkpoint (actor, critic, optimizers, RNG states, data position)
+    every N iterations, and at the end; 0: only at the end and on SIGTERM / Ctrl-C"""
+    resume: bool = False
+    """PPO: continue the run in ``out_dir`` from its last checkpoint"""
+    overwrite: bool = False
+    """PPO: start afresh in an ``out_dir`` that already holds a run (its files are replaced)"""
+    report_to: list[str] = field(default_factory=list)
+    """extra metric sinks beside metrics.jsonl: "tensorboard", "wandb", "trackio" (installed
+    separately)"""
 
 
 @dataclass
@@ -268,8 +295,6 @@ class Config:
         if self.reward.shaping != "none" and self.reward.prm is None:
             raise ConfigError(f"reward.shaping: '{self.reward.shaping}' needs reward.prm "
                               f"(a PRM path); set reward.prm or leave shaping 'none'")
-        from prmrl.ablation import ALL_ARMS
-
         unknown = [a for a in self.ablation.arms if a not in ALL_ARMS]
         if unknown or not self.ablation.arms:
             raise ConfigError(f"ablation.arms: {unknown or 'empty'} not allowed; choose from {list(ALL_ARMS)}")

@@ -6,7 +6,7 @@ import math
 from typing import Callable, Sequence
 
 from prmrl.diagnostics import hacking_metrics
-from prmrl.rl.generation import generate
+from prmrl.models.sampler import generate
 from prmrl.steps import steps_for_batch
 
 

@@ -27,6 +27,13 @@ from transformers import (
 from prmrl.models.tokenizer import build_char_tokenizer
 
 
+def quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
 class ModelPathError(ValueError):
     """A model or tokenizer path that does not exist or holds no model."""
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from prmrl.rl.core import place_rewards
-from prmrl.shaping import shape_step_rewards_batch
+from prmrl.rewards.placement import place_rewards
+from prmrl.rewards.shaping import shape_step_rewards_batch
 
 
 def answer_rewards(success: Tensor, orm: Tensor | None, *, success_weight: float,

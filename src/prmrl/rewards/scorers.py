@@ -45,7 +45,7 @@ class PRMReward:
     def __init__(self, path: str, fmt: str = "native", prompt_template: str | None = None,
                  delimiter: str = "\n", batch_size: int = 64, dtype=None,
                  trust_remote_code: bool = False):
-        from prmrl.rm.scoring import load_prm
+        from prmrl.rewards.reward_models import load_prm
 
         kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
         if fmt == "native":
@@ -64,7 +64,7 @@ class ORMReward:
 
     def __init__(self, path: str, prompt_template: str = "{question}\n", batch_size: int = 64,
                  dtype=None):
-        from prmrl.rm.scoring import load_orm
+        from prmrl.rewards.reward_models import load_orm
 
         self.scorer = load_orm(path, prompt_template=prompt_template, dtype=dtype)
         self.batch_size = batch_size

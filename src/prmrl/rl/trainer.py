@@ -23,7 +23,7 @@ from prmrl.models.forward import token_logprobs, token_scalars
 from prmrl.rewards import assemble
 from prmrl.rl import core
 from prmrl.rl.batch import RolloutBatch
-from prmrl.rl.generation import generate
+from prmrl.models.sampler import generate
 from prmrl.steps import steps_for_batch
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from prmrl.evaluation.bon import accuracy_at, roc_auc
-from prmrl.rl.generation import sample_tokens
+from prmrl.models.sampler import sample_tokens
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
 from prmrl.steps import split_steps, step_texts
 

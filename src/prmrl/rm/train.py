@@ -15,7 +15,7 @@ from transformers import PreTrainedModel
 
 from prmrl.rm.formats import NativeFormat
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
-from prmrl.rm.scoring import _pad_id, forward_logits, pad_batch, response_mask
+from prmrl.rewards.reward_models import _pad_id, forward_logits, pad_batch, response_mask
 
 
 def _label_batch(tokenizer, seqs: list[list[int]], positions: list[list[int]], labels: list[list[float]],

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from prmrl.config import TaskConfig
+if TYPE_CHECKING:
+    from prmrl.config import TaskConfig
 
 
 @dataclass

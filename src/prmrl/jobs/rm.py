@@ -24,7 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from prmrl.config import Config
-from prmrl.pipeline import run_sft, sft_key
+from prmrl.jobs.sft import run_sft, sft_key
 from prmrl.runs import MetricsLog, start_run, write_json
 
 LABEL_FORMAT_VERSION = 1   # bump when the labelling code changes what it writes
@@ -252,7 +252,7 @@ def bon_job(cfg: Config) -> dict:
     from prmrl.models.factory import load_policy, load_tokenizer
     from prmrl.answers import extract_boxed
     from prmrl.rm.label import oracle_step_labels, sample_answers
-    from prmrl.rm.scoring import load_orm, load_prm
+    from prmrl.rewards.reward_models import load_orm, load_prm
     from prmrl.tasks import make_task
 
     t_start = time.perf_counter()

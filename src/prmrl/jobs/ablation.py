@@ -16,22 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from statistics import mean, pstdev
 
-from prmrl.config import Config, from_dict
+from prmrl.config import ALL_ARMS, ARMS, Config, from_dict  # noqa: F401 (re-exported)
 from prmrl.runs import atomic_write_text, read_jsonl, start_run, write_json
 
-# arm name -> reward settings (None path placeholders are filled with the cached RMs).
-ARMS: dict[str, dict] = {
-    "SR": {},
-    "SR+ORM": {"orm": "ORM"},
-    "SR+PRM": {"prm": "PRM", "shaping": "none"},
-    "SR+PRM-Clip": {"prm": "PRM", "shaping": "clip"},
-    "SR+PRM-Delta": {"prm": "PRM", "shaping": "delta"},
-    "SR+PRM-Clip-Delta": {"prm": "PRM", "shaping": "clip_delta"},
-}
-OPTIONAL_ARMS = {"SR+PRM-Normed": {"prm": "PRM", "shaping": "normed"},
-                 "SR+PRM-MinForm": {"prm": "PRM", "shaping": "min_form"},
-                 "SR+PRM-Delta-Keep": {"prm": "PRM", "shaping": "delta_keep"}}
-ALL_ARMS = {**ARMS, **OPTIONAL_ARMS}
 FINAL_METRICS = ["greedy_accuracy", "sampling_accuracy", "steps_per_answer", "repeated_step_rate",
                  "mean_response_tokens"]
 # metrics plotted per iteration (from metrics.jsonl), one line per arm
@@ -64,7 +51,9 @@ def _run_one(cfg_dict: dict, sft_path: str, run_dir: str) -> dict:
     import torch
 
     from prmrl.models.factory import load_policy, load_tokenizer
-    from prmrl.pipeline import evaluate, quiet_transformers, run_ppo
+    from prmrl.jobs.evaluate import evaluate
+    from prmrl.jobs.ppo import run_ppo
+    from prmrl.models.factory import quiet_transformers
     from prmrl.tasks import make_task
 
     quiet_transformers()
@@ -81,8 +70,8 @@ def _run_one(cfg_dict: dict, sft_path: str, run_dir: str) -> dict:
 
 
 def reproduce(cfg: Config, seeds: list[int], arms: dict[str, dict], workers: int = 2) -> dict:
-    from prmrl.pipeline import run_sft
-    from prmrl.rm.jobs import train_rm_job
+    from prmrl.jobs.sft import run_sft
+    from prmrl.jobs.rm import train_rm_job
 
     t0 = time.time()
     out = Path(cfg.run.out_dir)
@@ -168,7 +157,7 @@ def probe_returns(base: list[tuple[str, list[str]]], prm, *, eta: float, max_cop
     (questions, step lists) -> per-step scores or None; the mean learned-reward return of each
     refinement. An answer the PRM cannot score in full at some k (a step past its context) is
     left out at every k, and counted, so each k averages the same answers."""
-    from prmrl.shaping import SHAPING_METHODS, shape_step_rewards
+    from prmrl.rewards.shaping import SHAPING_METHODS, shape_step_rewards
 
     methods = [m for m in SHAPING_METHODS if m != "normed"] + ["normed"]
     scores_by_k = []
@@ -189,9 +178,9 @@ def repetition_probe(cfg: Config, max_copies: int = 10, n_answers: int = 200) ->
     """Append k copies of a correct step before the final line of held-out answers, score them
     with the trained PRM, and report each refinement's learned-reward return against k."""
     from prmrl.models.factory import load_policy, load_tokenizer
-    from prmrl.pipeline import run_sft
-    from prmrl.rl.generation import generate
-    from prmrl.rm.jobs import train_rm_job
+    from prmrl.jobs.sft import run_sft
+    from prmrl.models.sampler import generate
+    from prmrl.jobs.rm import train_rm_job
     from prmrl.rewards.scorers import PRMReward
     from prmrl.steps import steps_for_batch
     from prmrl.tasks import make_task

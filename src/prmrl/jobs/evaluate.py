@@ -1,0 +1,20 @@
+"""Held-out evaluation of a policy under a config (greedy, sampling, pass@k, diagnostics)."""
+
+from __future__ import annotations
+
+from prmrl.config import Config
+from prmrl.tasks import Task
+
+
+def evaluate(cfg: Config, policy, tokenizer, task: Task, n_problems: int | None = None,
+             n_samples: int | None = None, greedy: bool = True) -> dict[str, float]:
+    from prmrl.evaluation.accuracy import evaluate_policy
+
+    e = cfg.eval
+    n = min(n_problems or e.n_problems, len(task.test_questions))
+    k = n_samples or e.sampling_samples
+    return evaluate_policy(
+        policy, tokenizer, task.test_questions[:n], task.test_golds[:n], prompt_fn=task.prompt,
+        grade_batch=task.grade_batch, delimiter=task.delimiter, n_samples=k,
+        pass_k=[x for x in e.pass_k if x <= k], temperature=e.temperature,
+        max_new_tokens=e.max_new_tokens, seed=cfg.run.seed, greedy=greedy)
