@@ -22,8 +22,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from prmrl.config import load_config  # noqa: E402
-from prmrl.jobs.ppo import build_scorers
-from prmrl.jobs.sft import run_sft
+from prmrl.jobs.ppo import build_trainer  # noqa: E402
+from prmrl.jobs.sft import run_sft  # noqa: E402
 from prmrl.models.factory import quiet_transformers  # noqa: E402
 
 
@@ -37,21 +37,13 @@ def main() -> None:
     quiet_transformers()
     torch.set_num_threads(args.threads)
 
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
-    from prmrl.models.factory import load_policy, load_scalar_model, load_tokenizer
-    from prmrl.rl.trainer import PPOTrainer
+    from prmrl.models.factory import load_tokenizer
     from prmrl.tasks import make_task
 
     cfg = load_config(None, ["run.progress=false", *args.overrides])
     path = args.policy or str(run_sft(cfg))
-    set_seed(cfg.run.seed)
-    tok = load_tokenizer(path)
-    task = make_task(cfg.task, tok)
-    trainer = PPOTrainer(cfg, load_policy(path, dtype=torch.float32),
-                         load_scalar_model(path, dtype=torch.float32), tok,
-                         build_scorers(cfg, task), task.prompt, Accelerator(cpu=True))
+    task = make_task(cfg.task, load_tokenizer(path))
+    trainer = build_trainer(cfg, path, None, task=task)     # no run folder: nothing written
     p = cfg.ppo
     phases = ["generate", "score", "shape", "advantages", "update"]
     totals = dict.fromkeys(phases, 0.0)

@@ -35,11 +35,25 @@ def command(name: str, help: str):
 
 def _config(args, extra: list[str] | None = None) -> Config:
     cfg = load_config(args.config, (extra or []) + list(args.overrides))
-    if cfg.run.out_dir == RunConfig.out_dir and args.command != "demo":
-        # each command's run in its own folder unless one was given
+    if cfg.run.out_dir == RunConfig.out_dir and not _out_dir_given(args):
+        # Each command's run in its own folder unless one was given: runs/<command>, or
+        # runs/<command>-2, -3, ... when that holds a run already (a rerun never mixes its
+        # files with an earlier run's; a folder given explicitly must be resumed or overwritten).
+        from prmrl.runs import holds_run
+
         quick = "-quick" if getattr(args, "quick", False) else ""
-        cfg.run.out_dir = f"runs/{args.command}{quick}"
+        base = f"runs/{args.command}{quick}"
+        out, n = base, 1
+        while holds_run(out) and not (cfg.run.resume or cfg.run.overwrite):
+            n += 1
+            out = f"{base}-{n}"
+        cfg.run.out_dir = out
     return cfg
+
+
+def _out_dir_given(args) -> bool:
+    return any(o.split("=", 1)[0].strip() == "run.out_dir" for o in args.overrides) or (
+        args.config is not None and "out_dir" in open(args.config).read())
 
 
 @command("demo", "the embedded pipeline end to end: SFT, PPO with the success reward, evaluation")
@@ -66,7 +80,8 @@ def cmd_sft(args) -> int:
     return 0
 
 
-@command("train", "PPO from model.policy (default: the cached SFT policy)")
+@command("train", "PPO from model.policy (default: the cached SFT policy); run.resume=true continues "
+                  "the run in run.out_dir from its last checkpoint")
 def cmd_train(args) -> int:
     from prmrl.jobs.ppo import run_ppo
     from prmrl.jobs.sft import run_sft
@@ -168,11 +183,54 @@ QUICK_REPRODUCE = ["sft.steps=300", "ablation.iterations=4", "ablation.seeds=1",
                    "eval.pass_k=[1,2]", "rm.n_problems=200", "rm.bon_problems=100"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+# the config sections each command reads, listed with their fields by `prmrl COMMAND --help`
+SECTIONS = {
+    "demo": ["task", "model", "sft", "ppo", "eval", "run"],
+    "sft": ["task", "model", "sft", "run"],
+    "train": ["task", "model", "reward", "ppo", "eval", "run"],
+    "eval": ["task", "model", "eval", "run"],
+    "label": ["task", "model", "rm", "run"],
+    "train-rm": ["task", "model", "rm", "run"],
+    "bon": ["task", "model", "rm", "run"],
+    "reproduce": ["task", "model", "sft", "reward", "ppo", "eval", "rm", "ablation", "run"],
+    "probe": ["task", "model", "reward", "rm", "run"],
+    "check-config": [],
+}
+
+
+def config_help(sections: list[str]) -> str:
+    """The config fields of ``sections``: key, type, default and the field's docstring."""
+    import dataclasses
+    import textwrap
+    import typing
+
+    from prmrl.config import field_help
+
+    lines = ["config keys (section.key=value; defaults in brackets):"]
+    for section in sections:
+        cls = typing.get_type_hints(Config)[section]
+        docs, hints = field_help(cls), typing.get_type_hints(cls)
+        lines.append(f"  {section}:")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            tp = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
+            lines.append(f"    {section}.{f.name} ({tp}) [{default!r}]")
+            doc = " ".join(docs.get(f.name, "").split())
+            if doc:
+                lines.extend(textwrap.wrap(doc, 92, initial_indent=" " * 8, subsequent_indent=" " * 8))
+    return "\n".join(lines)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    argv = sys.argv[1:] if argv is None else argv
+    # the field listing parses the config's source: only when a command's help is asked for
+    asked = argv[0] if argv and ("-h" in argv or "--help" in argv) else None
     parser = argparse.ArgumentParser(prog="prmrl", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (fn, help) in COMMANDS.items():
-        p = sub.add_parser(name, help=help, description=help)
+        epilog = config_help(SECTIONS[name]) if name == asked and SECTIONS.get(name) else None
+        p = sub.add_parser(name, help=help, description=help, epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == "check-config":
             p.add_argument("target", nargs="?", help="config file to check")
         p.add_argument("--config", help="YAML config file (sections: task, model, sft, reward, ppo, eval, run)")
@@ -197,17 +255,27 @@ def main(argv: list[str] | None = None) -> int:
     from prmrl.jobs.common import setup_threads
     from prmrl.models.factory import quiet_transformers
 
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     quiet_transformers()
+    from prmrl.rl.checkpoint import TrainingInterrupted
+    from prmrl.rl.trainer import NonFiniteError
+    from prmrl.runs import RunInUseError
+
     try:
         if args.command != "check-config":
             setup_threads(_config(args))
         return args.fn(args)
-    except (ConfigError, FileNotFoundError, ValueError, OSError) as e:
-        # Input errors (config, paths, data rows) get one line, not a traceback.
+    except (ConfigError, FileNotFoundError, ValueError, OSError, RunInUseError) as e:
+        # Input errors (config, paths, data rows, a busy run folder) get one line, not a traceback.
         print(f"prmrl {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except NonFiniteError as e:
+        print(f"prmrl {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 3
+    except TrainingInterrupted as e:          # SIGTERM / Ctrl-C: a checkpoint was written
+        print(f"prmrl {args.command}: {_one_line(e)}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -15,6 +15,9 @@ from typing import Any
 DEFAULT_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 
 PLAIN_TEMPLATE = "{system}\n\n{question}\n"
+QUESTION_TEMPLATE = "{question}\n"
+"""A question and a newline: the plain prompt without a system line, the embedded task's prompt,
+and the default reward-model input before the steps (written here once)."""
 
 
 def render_prompt(
@@ -33,4 +36,4 @@ def render_prompt(
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     if system_prompt:
         return PLAIN_TEMPLATE.format(system=system_prompt, question=question)
-    return f"{question}\n"
+    return QUESTION_TEMPLATE.replace("{question}", question)

@@ -1,8 +1,13 @@
-"""Run folders: resolved config, JSONL metrics, versions, atomic writes."""
+"""Run folders: resolved config, JSONL metrics, versions, atomic writes, a lock per writer.
+
+Files are written whole (temporary file, then rename) and readable by the group, so a crash
+never leaves a half-written file and a team can read each other's runs.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -22,6 +27,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         yield tmp
+        _share(tmp)
         if final.exists():
             old = final.with_name(f".{final.name}.old.{os.getpid()}")
             final.rename(old)
@@ -40,7 +46,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, FILE_MODE)
     os.replace(tmp, final)
+
+
+FILE_MODE = 0o644   # mkstemp makes files readable by their owner only
+DIR_MODE = 0o755
+
+
+def _share(folder: Path) -> None:
+    """Make a folder written under a temporary name (and everything in it) group-readable."""
+    os.chmod(folder, DIR_MODE)
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), DIR_MODE)
+        for f in files:
+            os.chmod(os.path.join(root, f), FILE_MODE)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -85,6 +106,7 @@ class MetricsLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "a")
+        os.chmod(self.path, FILE_MODE)
 
     def write(self, record: dict[str, Any]) -> None:
         self._f.write(json.dumps({"time": round(time.time(), 3), **record}, default=_jsonable) + "\n")
@@ -94,28 +116,138 @@ class MetricsLog:
         self._f.close()
 
 
+def truncate_metrics(path: str | os.PathLike, before_iteration: int) -> int:
+    """Keep only the rows of iterations before ``before_iteration`` (rows without an iteration
+    are kept): what a run resumed from a checkpoint does with the rows of the iterations it
+    redoes. Returns the number of rows dropped."""
+    p = Path(path)
+    if not p.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in p.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:      # a line cut short by a kill
+            dropped += 1
+            continue
+        if isinstance(row, dict) and row.get("iteration", -1) >= before_iteration:
+            dropped += 1
+        else:
+            kept.append(line)
+    atomic_write_text(p, "".join(x + "\n" for x in kept))
+    return dropped
+
+
+class RunInUseError(RuntimeError):
+    """Another process is writing into this run folder."""
+
+
+class RunFolderError(ValueError):
+    """The run folder holds a run and neither resume nor overwrite was asked for."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder for as long as a run writes into it (``fcntl.flock`` on
+    ``.lock``, released by the OS when the process dies, so a kill -9 never leaves it stale)."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                holder = self.path.read_text().strip() or "another process"
+                raise RunInUseError(f"{self.path.parent}: a run is writing into this folder "
+                                    f"(pid {holder}); wait for it or choose another run.out_dir") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+RUN_MARKERS = ("metrics.jsonl", "checkpoints", "policy")
+
+
+def holds_run(run_dir: str | os.PathLike) -> bool:
+    """Whether a folder already holds a training run's output."""
+    return any((Path(run_dir) / m).exists() for m in RUN_MARKERS)
+
+
+def claim_run_dir(run_dir: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a new run in a folder that holds one, unless asked to overwrite it (its
+    run files are then deleted) or to resume it."""
+    run = Path(run_dir)
+    if resume or not holds_run(run):
+        return
+    if not overwrite:
+        raise RunFolderError(f"{run}: holds a run already (metrics, checkpoints or a policy); "
+                             f"resume it with run.resume=true, replace it with run.overwrite=true, "
+                             f"or choose another run.out_dir")
+    for name in (*RUN_MARKERS, "plots", "config.yaml", "versions.json", "tensorboard"):
+        p = run / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    for p in run.glob("metrics.prev-*.jsonl"):
+        p.unlink()
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def start_run(run_dir: str | os.PathLike, config: Any) -> Path:
+def start_run(run_dir: str | os.PathLike, config: Any, resume: bool = False) -> Path:
     """Create the run folder and write the resolved config and versions into it.
 
-    A folder that already holds a run keeps that run's metrics as ``metrics.prev-N.jsonl``, so the
+    ``resume``: the run continues; its config.yaml and metrics stay, and this start's config and
+    versions go to ``config.resume-N.yaml`` / ``versions.resume-N.json``. Otherwise a folder that already holds a run keeps that run's metrics as ``metrics.prev-N.jsonl``, so the
     new run's ``metrics.jsonl`` (appended to as it trains) holds its own rows only and matches
     the ``config.yaml`` beside it."""
     import yaml
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
+    os.chmod(run, DIR_MODE)
     old = run / "metrics.jsonl"
-    if old.exists():
+    if not resume and old.exists():
         n = 1
         while (run / f"metrics.prev-{n}.jsonl").exists():
             n += 1
         old.rename(run / f"metrics.prev-{n}.jsonl")
     cfg = asdict(config) if is_dataclass(config) else config
-    atomic_write_text(run / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    write_json(run / "versions.json", versions())
+    suffix = ""
+    if resume and (run / "config.yaml").exists():
+        n = 1                                 # each resume records its own config and versions
+        while (run / f"config.resume-{n}.yaml").exists():
+            n += 1
+        suffix = f".resume-{n}"
+    atomic_write_text(run / f"config{suffix}.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    write_json(run / f"versions{suffix}.json", versions())
     return run

@@ -19,7 +19,7 @@ import weakref
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, Callable, Sequence
 
 REPLACEMENT = "\ufffd"  # what decode() shows for the bytes of an incomplete UTF-8 character
 
@@ -211,15 +211,38 @@ def step_end_token_indices(spans: list[StepSpan], char_ends: list[int]) -> list[
     return out
 
 
-def _steps(text: str, char_ends: list[int], delimiter: str, max_steps: int | None) -> ResponseSteps:
-    spans = split_steps(text, delimiter)
+Splitter = Callable[[str], Sequence["StepSpan | tuple[int, int]"]]
+"""A step splitter: response text -> character spans ``[start, end)`` of its steps, in order,
+not overlapping (``StepSpan`` or ``(start, end)`` pairs). A string stands for the splitter on
+that delimiter (``split_steps``)."""
+
+
+def spans_of(text: str, splitter: str | Splitter) -> list[StepSpan]:
+    """The step spans of ``text`` by a delimiter or a splitter callable, checked: a splitter
+    that returns spans out of order, overlapping, empty or outside the text is an error (its
+    steps would put rewards on the wrong tokens)."""
+    if isinstance(splitter, str):
+        return split_steps(text, splitter)
+    spans = [s if isinstance(s, StepSpan) else StepSpan(int(s[0]), int(s[1])) for s in splitter(text)]
+    prev = 0
+    for k, s in enumerate(spans):
+        if not (prev <= s.start < s.end <= len(text)):
+            raise ValueError(f"step splitter returned span {k} = [{s.start}, {s.end}) for a text of "
+                             f"{len(text)} characters (spans must be non-empty, in order, not "
+                             f"overlapping, inside the text)")
+        prev = s.end
+    return spans
+
+
+def _steps(text: str, char_ends: list[int], delimiter: str | Splitter, max_steps: int | None) -> ResponseSteps:
+    spans = spans_of(text, delimiter)
     if max_steps is not None:
         spans = merge_overflow(spans, max_steps)
     return ResponseSteps(step_texts(text, spans), spans, step_end_token_indices(spans, char_ends))
 
 
 def steps_for_response(
-    tokenizer: Any, token_ids: list[int], delimiter: str = "\n", max_steps: int | None = None
+    tokenizer: Any, token_ids: list[int], delimiter: str | Splitter = "\n", max_steps: int | None = None
 ) -> ResponseSteps:
     """Steps of one generated response (token_ids may end in EOS/PAD).
 
@@ -235,7 +258,7 @@ def steps_for_response(
 def steps_for_batch(
     tokenizer: Any,
     batch_token_ids: list[list[int]],
-    delimiter: str = "\n",
+    delimiter: str | Splitter = "\n",
     max_steps: int | None = None,
 ) -> list[ResponseSteps]:
     """`steps_for_response` for B responses, with one batched decode for the texts."""

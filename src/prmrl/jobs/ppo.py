@@ -2,93 +2,67 @@
 
 from __future__ import annotations
 
-import math
-import random
 from pathlib import Path
 
-import torch
 
 from prmrl.config import Config
-from prmrl.runs import MetricsLog, start_run
-from prmrl.tasks import Task, make_task
 from prmrl.jobs.evaluate import evaluate
+from prmrl.rl.callbacks import Callback
+from prmrl.tasks import Task, make_task
 
 
-def build_scorers(cfg: Config, task: Task):
-    from prmrl.rewards.scorers import ORMReward, PRMReward, SuccessReward
-    from prmrl.rl.trainer import Scorers
+class EvalCallback(Callback):
+    """Greedy accuracy on ``eval.n_problems_during`` held-out problems every ``eval.every``
+    iterations and at the last, added to that iteration's metrics (main process only)."""
 
-    from prmrl.rl.trainer import _dtype
+    def __init__(self, cfg: Config, task: Task):
+        self.cfg, self.task = cfg, task
 
-    r = cfg.reward
-    dtype = _dtype(cfg.model.dtype)
-    template = "{question}\n" if task.name == "arith" else None
-    orm = ORMReward(r.orm, dtype=dtype) if r.orm else None
-    prm = PRMReward(r.prm, fmt=r.prm_format, prompt_template=template, delimiter=task.delimiter,
-                    dtype=dtype, trust_remote_code=r.trust_remote_code) if r.prm else None
-    return Scorers(success=SuccessReward(grade_batch=task.grade_batch), orm=orm, prm=prm)
+    def on_iteration_end(self, trainer, iteration: int, metrics: dict) -> None:
+        e, total = self.cfg.eval, self.cfg.ppo.iterations
+        if not e.every or not ((iteration + 1) % e.every == 0 or iteration + 1 == total):
+            return
+        if not trainer.acc.is_main_process or not self.task.test_questions:
+            return
+        ev = evaluate(self.cfg, trainer.acc.unwrap_model(trainer.actor), trainer.tok, self.task,
+                      n_problems=e.n_problems_during, n_samples=1, greedy=True)
+        metrics.update({f"eval/{k}": v for k, v in ev.items()})
+
+
+def build_trainer(cfg: Config, policy_path: str | Path, run_dir: str | Path | None, *,
+                  task: Task | None = None, accelerator=None):
+    """The trainer a config describes: its sections become the trainer's typed pieces."""
+    from prmrl.models.factory import load_tokenizer
+    from prmrl.rl.trainer import PPOTrainer
+
+    tok = load_tokenizer(policy_path)
+    task = task or make_task(cfg.task, tok)
+    return PPOTrainer(
+        str(policy_path), tokenizer=tok, ppo=cfg.ppo, reward=cfg.reward, task=task,
+        critic=cfg.model.critic, output_dir=run_dir, seed=cfg.run.seed,
+        save_every=cfg.run.save_every, precision=cfg.model.dtype, report_to=cfg.run.report_to,
+        callbacks=[EvalCallback(cfg, task)], accelerator=accelerator, progress=cfg.run.progress,
+        overwrite=cfg.run.overwrite, config=_config_dict(cfg))
 
 
 def run_ppo(cfg: Config, policy_path: str | Path, run_dir: str | Path, *, task: Task | None = None,
             accelerator=None) -> dict:
-    """PPO from ``policy_path``; writes metrics, plots and the final policy into ``run_dir``.
-    Returns the last iteration's metrics and the path of the trained policy."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
-
+    """PPO from ``policy_path``; writes metrics, checkpoints, plots and the final policy into
+    ``run_dir`` (continuing its last checkpoint when ``run.resume``). Returns the last
+    iteration's metrics and the path of the trained policy."""
     from prmrl.evaluation.plots import plot_training
-    from prmrl.models.factory import load_policy, load_scalar_model, load_tokenizer, save_model
-    from prmrl.rl.trainer import PPOTrainer
 
-    gpu = torch.cuda.is_available()
-    mixed = {"bfloat16": "bf16", "float16": "fp16"}.get(cfg.model.dtype, "no") if gpu else "no"
-    acc = accelerator or Accelerator(cpu=not gpu, mixed_precision=mixed)
-    set_seed(cfg.run.seed + acc.process_index, device_specific=False)
-    tok = load_tokenizer(policy_path)
-    task = task or make_task(cfg.task, tok)
-    # Trained weights in float32 whatever the checkpoint's dtype (bf16 AdamW barely moves them);
-    # autocast (mixed_precision) does the bf16 compute on GPU.
-    policy = load_policy(policy_path, dtype=torch.float32)
-    critic = load_scalar_model(cfg.model.critic or policy_path, dtype=torch.float32)
-    trainer = PPOTrainer(cfg, policy, critic, tok, build_scorers(cfg, task), task.prompt, acc)
+    trainer = build_trainer(cfg, policy_path, run_dir, task=task, accelerator=accelerator)
+    out = trainer.fit(resume=cfg.run.resume)
+    if trainer.acc.is_main_process:
+        plot_training(Path(run_dir) / "metrics.jsonl", Path(run_dir) / "plots")
+    trainer.acc.wait_for_everyone()
+    return {"last": out["last"], "policy": out["policy"]}
 
-    main = acc.is_main_process
-    run = Path(run_dir)
-    if main:
-        start_run(run, cfg)
-        log = MetricsLog(run / "metrics.jsonl")
-    rng = random.Random(cfg.run.seed * 1000 + acc.process_index)
-    order = list(range(len(task.train_questions)))
-    rng.shuffle(order)
-    p, e = cfg.ppo, cfg.eval
-    bar = tqdm(range(p.iterations), desc="ppo", disable=not (main and cfg.run.progress),
-               dynamic_ncols=True)
-    metrics: dict = {}
-    acc_during = math.nan
-    for it in bar:
-        idx = [order[(it * p.prompts_per_iteration + j) % len(order)] for j in range(p.prompts_per_iteration)]
-        _, metrics = trainer.iteration([task.train_questions[i] for i in idx],
-                                       [task.train_golds[i] for i in idx], it)
-        metrics["iteration"] = it
-        metrics["charts/num_processes"] = acc.num_processes
-        metrics["unscorable/success"] = trainer.unscorable["success"]
-        metrics["unscorable/prm_steps"] = trainer.unscorable["prm_steps"]
-        metrics["unscorable/orm"] = trainer.unscorable["orm"]
-        if e.every and ((it + 1) % e.every == 0 or it + 1 == p.iterations) and main:
-            ev = evaluate(cfg, acc.unwrap_model(trainer.actor), tok, task,
-                          n_problems=e.n_problems_during, n_samples=1, greedy=True)
-            metrics.update({f"eval/{k}": v for k, v in ev.items()})
-            acc_during = ev["greedy_accuracy"]
-        if main:
-            log.write(metrics)
-            bar.set_postfix(reward=f"{metrics['rollout/token_reward_sum']:.3f}",
-                            success=f"{metrics['rollout/success']:.3f}", acc=f"{acc_during:.3f}")
-    acc.wait_for_everyone()
-    out = run / "policy"
-    if main:
-        log.close()
-        save_model(acc.unwrap_model(trainer.actor), tok, out)
-        plot_training(run / "metrics.jsonl", run / "plots")
-    acc.wait_for_everyone()
-    return {"last": metrics, "policy": str(out)}
+
+def _config_dict(cfg: Config) -> dict:
+    from dataclasses import asdict
+
+    return asdict(cfg)
+
+

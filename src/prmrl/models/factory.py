@@ -121,6 +121,18 @@ def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None,
     return model
 
 
+def critic_from_policy(policy: PreTrainedModel, dtype: torch.dtype | None = torch.float32) -> PreTrainedModel:
+    """A critic for a policy given as a model: the same backbone weights (copied) and a scalar
+    head per token initialised to zero, as ``load_scalar_model`` makes from a path."""
+    critic = AutoModelForTokenClassification.from_config(copy.deepcopy(policy.config), num_labels=1)
+    critic.base_model.load_state_dict(policy.base_model.state_dict())
+    head = critic.score if hasattr(critic, "score") else critic.classifier
+    torch.nn.init.zeros_(head.weight)
+    if getattr(head, "bias", None) is not None:
+        torch.nn.init.zeros_(head.bias)
+    return critic.to(dtype) if dtype is not None else critic
+
+
 def _deepened(path, extra: int, dtype) -> PreTrainedModel:
     base = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
     if not hasattr(base.config, "num_hidden_layers"):

@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForTokenClassification, PreTrainedModel
 
+from prmrl.prompts import QUESTION_TEMPLATE
 from prmrl.models.factory import load_scalar_model, load_tokenizer
 from prmrl.models.forward import position_ids_from_mask
 from prmrl.rm.formats import PRM_FORMATS, make_format
@@ -124,7 +125,7 @@ class PRMScorer:
 class ORMScorer:
     """``score(questions, responses)`` -> sigmoid of the scalar head at each input's last token."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer, prompt_template: str = "{question}\n",
+    def __init__(self, model: PreTrainedModel, tokenizer, prompt_template: str = QUESTION_TEMPLATE,
                  max_length: int | None = None):
         self.model, self.tokenizer, self.prompt_template = model.eval(), tokenizer, prompt_template
         self.max_length = max_length if max_length is not None else _default_max_length(model)
@@ -187,6 +188,6 @@ def load_prm(path: str | os.PathLike, fmt: str = "native", dtype: torch.dtype | 
     return PRMScorer(model, tokenizer, make_format(fmt, tokenizer, **fmt_kwargs), max_length=max_length)
 
 
-def load_orm(path: str | os.PathLike, prompt_template: str = "{question}\n", dtype: torch.dtype | None = None,
+def load_orm(path: str | os.PathLike, prompt_template: str = QUESTION_TEMPLATE, dtype: torch.dtype | None = None,
              max_length: int | None = None) -> ORMScorer:
     return ORMScorer(load_scalar_model(path, dtype=dtype), load_tokenizer(path), prompt_template, max_length)

@@ -1,69 +1,212 @@
-"""PPO on token-level rewards: the training loop, read as phases.
+"""PPO on token-level rewards: the trainer that owns its loop.
+
+    trainer = PPOTrainer(policy, ppo=PPOConfig(...), reward=RewardConfig(...), task=task,
+                         prm=my_prm, splitter=my_splitter, output_dir="runs/x")
+    trainer.fit(resume=True)
+
+One iteration reads as phases (``iteration``):
 
     generate -> score -> shape -> advantages -> update -> log
 
-Math lives in ``prmrl.rl.core`` (GAE, losses, KL, placement) and ``prmrl.rewards.assemble``
-(weights, shaping); this file moves tensors between models and those functions. Runs under
-``accelerate``: each process generates its own rollouts, gradients are averaged.
+Math lives in ``prmrl.rl.core`` (GAE, losses, KL) and ``prmrl.rewards`` (shaping, placement,
+assembly); this file moves tensors between models and those functions. Durable state (every
+model, optimizer, scheduler and RNG state, the data position, the counters) is written every
+``save_every`` iterations by ``prmrl.rl.checkpoint``, so a resumed run continues exactly where
+the checkpoint was taken (docs/method.md, "PPO"; README, "Python API").
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
+import random
+import signal
+import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import torch
 
-from prmrl.config import Config
+from prmrl.config import PPOConfig, RewardConfig
 from prmrl.diagnostics import hacking_metrics
 from prmrl.models.forward import token_logprobs, token_scalars
+from prmrl.models.sampler import generate
+from prmrl.prompts import QUESTION_TEMPLATE
 from prmrl.rewards import assemble
+from prmrl.rewards.scorers import ORMReward, PRMReward, SuccessReward
 from prmrl.rl import core
 from prmrl.rl.batch import RolloutBatch
-from prmrl.models.sampler import generate
-from prmrl.steps import steps_for_batch
+from prmrl.rl.callbacks import Callback, as_callbacks, make_sinks
+from prmrl.rl.checkpoint import (CHECKPOINT_DIR, TrainingInterrupted, latest_checkpoint, load_checkpoint,
+                                 rng_state, save_checkpoint, set_rng_state)
+from prmrl.steps import Splitter, steps_for_batch
+from prmrl.tasks import Task
 
 
-@dataclass
-class Scorers:
-    """What judges an answer. success is required; orm and prm are optional."""
+class NonFiniteError(FloatingPointError):
+    """A loss, reward or gradient norm was NaN or inf: the run stops, its last checkpoint intact."""
 
-    success: Callable[[list[str], list[str], list[str]], list[float | None]]
-    orm: Callable[[list[str], list[str]], list[float | None]] | None = None
-    prm: Callable[[list[str], list[list[str]]], list[list[float | None]]] | None = None
+
+def _dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+class LocalAccelerator:
+    """What the trainer needs of ``accelerate.Accelerator`` for one process on one device,
+    without its process-wide state (so several trainers, of any precision, live in one
+    process). ``accelerate launch`` runs, and GPU runs, use a real Accelerator."""
+
+    num_processes = 1
+    process_index = 0
+    is_main_process = True
+    mixed_precision = "no"
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+
+    def prepare(self, *objs):
+        return objs if len(objs) != 1 else objs[0]
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def clip_grad_norm_(self, params, max_norm: float) -> torch.Tensor:
+        return torch.nn.utils.clip_grad_norm_(list(params), max_norm)
+
+    def unwrap_model(self, model):
+        return model
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+
+def default_accelerator(precision: str = "float32"):
+    """A LocalAccelerator on CPU; under ``accelerate launch`` or on a GPU an ``Accelerator``
+    (bf16/fp16 autocast on GPU when ``precision`` asks for it)."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    gpu = torch.cuda.is_available()
+    if not distributed and not gpu:
+        return LocalAccelerator("cpu")
+    from accelerate import Accelerator
+
+    mixed = {"bfloat16": "bf16", "float16": "fp16"}.get(precision, "no") if gpu else "no"
+    return Accelerator(cpu=not gpu, mixed_precision=mixed)
 
 
 class PPOTrainer:
-    def __init__(self, cfg: Config, policy, critic, tokenizer, scorers: Scorers,
-                 prompt_fn: Callable[[str], str], accelerator=None):
-        from accelerate import Accelerator
+    """PPO with a critic on token-level rewards: success, ORM and PRM terms (``RewardConfig``),
+    the KL to a frozen reference, GAE (``PPOConfig``).
 
-        self.cfg, self.tok, self.scorers, self.prompt_fn = cfg, tokenizer, scorers, prompt_fn
-        self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    policy: a path (or hub name) or a causal-LM model; trained in float32.
+    tokenizer: needed when ``policy`` is a model (loaded from the path otherwise).
+    task / prompts + golds: the training problems. A ``Task`` brings its prompt function and
+    grader; with bare ``prompts`` (already the policy's input text) give ``success=``.
+    success, orm: ``(prompts, completions, **columns) -> list[float | None]``; prm:
+    ``(prompts, steps, **columns) -> list[list[float | None]]`` (columns: ``question``,
+    ``gold``). A path string loads a trained ORM / PRM (``reward.prm_format``). Default success:
+    the task's grader. None from a scorer is counted (``unscorable/*``), never a silent 0.
+    splitter: a delimiter string or ``text -> [(start, end), ...]`` character spans of steps
+    (default: the task's delimiter).
+    critic: a path or a token-classification model (default: the policy with a fresh head).
+    output_dir: the run folder (metrics.jsonl, checkpoints/, policy/); None keeps everything in
+    memory (``fit`` returns the metrics). save_every: checkpoint every N iterations (0: only at
+    the end and on SIGTERM / Ctrl-C). precision: dtype of the frozen reference (and of autocast
+    on GPU). report_to: extra metric sinks ("tensorboard", "wandb", "trackio").
+    callbacks: objects with ``on_iteration_end(trainer, iteration, metrics)`` (and optionally
+    ``on_fit_start`` / ``on_checkpoint`` / ``on_fit_end``), or plain callables of those args.
+    accelerator: an ``accelerate.Accelerator`` (default: ``default_accelerator``).
+    """
+
+    def __init__(self, policy: Any, *, tokenizer=None, ppo: PPOConfig | None = None,
+                 reward: RewardConfig | None = None, task: Task | None = None,
+                 prompts: Sequence[str] | None = None, golds: Sequence[str] | None = None,
+                 success: Callable | None = None, orm: Callable | str | None = None,
+                 prm: Callable | str | None = None, splitter: str | Splitter | None = None,
+                 critic: Any = None, output_dir: str | os.PathLike | None = None, seed: int = 0,
+                 save_every: int = 5, precision: str = "float32", report_to: Sequence[str] = (),
+                 callbacks: Sequence[Callback | Callable] = (), accelerator=None,
+                 progress: bool = False, overwrite: bool = False, config: dict | None = None):
+        from prmrl.models.factory import critic_from_policy, load_policy, load_scalar_model, load_tokenizer
+
+        self.ppo, self.reward = ppo or PPOConfig(), reward or RewardConfig()
+        _check_sections(self.ppo, self.reward)
+        self.seed, self.save_every, self.precision = seed, save_every, precision
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.report_to, self.progress, self.overwrite = list(report_to), progress, overwrite
+        self.callbacks = as_callbacks(callbacks)
+        self.config = config
+        self.acc = accelerator or default_accelerator(precision)
+        self.task = _as_task(task, prompts, golds)
+        self.splitter = splitter if splitter is not None else self.task.delimiter
+
+        policy_path = str(policy) if isinstance(policy, (str, os.PathLike)) else None
+        if tokenizer is None:
+            if policy_path is None:
+                raise ValueError("tokenizer: needed when the policy is given as a model")
+            tokenizer = load_tokenizer(policy_path)
+        self.tok = tokenizer
+        # Trained weights in float32 whatever the checkpoint's dtype (bf16 AdamW barely moves
+        # them); autocast (mixed precision) does the bf16 compute on GPU.
+        actor = load_policy(policy_path, dtype=torch.float32) if policy_path else policy.float()
+        if critic is None:
+            critic = (load_scalar_model(policy_path, dtype=torch.float32) if policy_path
+                      else critic_from_policy(actor))
+        elif isinstance(critic, (str, os.PathLike)):
+            critic = load_scalar_model(critic, dtype=torch.float32)
+        self.policy_path = policy_path
+        self.scorers = self._scorers(success, orm, prm)
+
+        set_seed_all(seed + self.acc.process_index)
         # The frozen reference may run in a lower precision; trained weights stay float32.
-        self.ref = copy.deepcopy(policy).to(_dtype(cfg.model.dtype)).eval().requires_grad_(False)
-        actor_opt = torch.optim.AdamW(policy.parameters(), lr=cfg.ppo.actor_lr, eps=1e-5)
-        critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.ppo.critic_lr, eps=1e-5)
+        self.ref = copy.deepcopy(actor).to(_dtype(precision)).eval().requires_grad_(False)
+        p = self.ppo
+        actor_opt = torch.optim.AdamW(actor.parameters(), lr=p.actor_lr, eps=1e-5)
+        critic_opt = torch.optim.AdamW(critic.parameters(), lr=p.critic_lr, eps=1e-5)
         self.actor, self.critic, self.actor_opt, self.critic_opt = self.acc.prepare(
-            policy, critic, actor_opt, critic_opt)
+            actor, critic, actor_opt, critic_opt)
+        self.actor_sched = _schedule(self.actor_opt, p)
+        self.critic_sched = _schedule(self.critic_opt, p)
         self.ref.to(self.acc.device)
         self.unscorable = {"success": 0, "orm": 0, "prm_steps": 0}
+        self.iteration_done = 0           # iterations completed (the next one's index)
+        self._order: list[int] = []
+        self._stop_signal: int | None = None
+        self._delimiter_checked = False
+
+    # ---- pieces --------------------------------------------------------------------------------
+
+    def _scorers(self, success, orm, prm) -> dict[str, Callable | None]:
+        r, dtype = self.reward, _dtype(self.precision)
+        if success is None:
+            success = SuccessReward(grade_batch=self.task.grade_batch)
+        orm = orm if orm is not None else r.orm
+        prm = prm if prm is not None else r.prm
+        if isinstance(orm, (str, os.PathLike)):
+            orm = ORMReward(str(orm), dtype=dtype)
+        if isinstance(prm, (str, os.PathLike)):
+            delim = self.splitter if isinstance(self.splitter, str) else self.task.delimiter
+            template = QUESTION_TEMPLATE if self.task.name == "arith" else None
+            prm = PRMReward(str(prm), fmt=r.prm_format, prompt_template=template, delimiter=delim,
+                            dtype=dtype, trust_remote_code=r.trust_remote_code)
+        if r.shaping != "none" and prm is None:
+            raise ValueError(f"reward.shaping: '{r.shaping}' needs a PRM (prm= or reward.prm)")
+        return {"success": success, "orm": orm, "prm": prm}
 
     # ---- phase 1: generate ----------------------------------------------------------------
 
     def generate(self, questions: list[str], golds: list[str]) -> RolloutBatch:
-        p = self.cfg.ppo
+        p = self.ppo
         n = p.samples_per_prompt
         policy = self.acc.unwrap_model(self.actor).eval()
-        gen = generate(policy, self.tok, [self.prompt_fn(q) for q in questions], n=n,
-                       max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
-                       logprobs=True)
+        prompts = [self.task.prompt(q) for q in questions]
+        gen = generate(policy, self.tok, prompts, n=n, max_new_tokens=p.max_new_tokens,
+                       temperature=p.temperature, top_p=p.top_p, logprobs=True)
         questions = [q for q in questions for _ in range(n)]       # prompt-major, as generated
         golds = [g for g in golds for _ in range(n)]
-        steps = steps_for_batch(self.tok, gen.response_ids.tolist(), self.cfg.task.step_delimiter)
+        steps = steps_for_batch(self.tok, gen.response_ids.tolist(), self.splitter)
         S = max(1, max(len(s.texts) for s in steps))
         step_end = torch.full((len(steps), S), -1, dtype=torch.long)
         step_mask = torch.zeros((len(steps), S), dtype=torch.bool)
@@ -76,23 +219,28 @@ class PPOTrainer:
             response_mask=gen.response_mask.to(dev), truncated=gen.truncated,
             questions=questions, golds=golds, texts=gen.texts,
             step_texts=[s.texts for s in steps], step_end_index=step_end.to(dev),
-            step_mask=step_mask.to(dev), old_logprobs=gen.logprobs.to(dev))
+            step_mask=step_mask.to(dev), old_logprobs=gen.logprobs.to(dev),
+            extra={"prompts": [pr for pr in prompts for _ in range(n)]})
 
     # ---- phase 2: score -------------------------------------------------------------------
 
     def score(self, b: RolloutBatch) -> None:
-        success = self.scorers.success(b.questions, b.texts, b.golds)
+        prompts = b.extra.get("prompts") or [self.task.prompt(q) for q in b.questions]
+        cols = {"question": b.questions, "gold": b.golds}
+        success = _checked_scores(self.scorers["success"](prompts, b.texts, **cols), len(b), "success",
+                                 self.iteration_done)
         b.success_scores = _nan_tensor(success, self.acc.device)
         self.unscorable["success"] += sum(s is None for s in success)
-        if self.scorers.orm is not None:
-            orm = self.scorers.orm(b.questions, b.texts)
+        if self.scorers["orm"] is not None:
+            orm = _checked_scores(self.scorers["orm"](prompts, b.texts, **cols), len(b), "ORM", self.iteration_done)
             b.orm_scores = _nan_tensor(orm, self.acc.device)
             self.unscorable["orm"] += sum(s is None for s in orm)
-        if self.scorers.prm is not None:
-            prm = self.scorers.prm(b.questions, b.step_texts)
+        if self.scorers["prm"] is not None:
+            prm = self.scorers["prm"](prompts, b.step_texts, **cols)
             _check_prm_rows(prm, b.step_texts)
+            _checked_scores([x for r in prm for x in r], sum(len(r) for r in prm), "PRM", self.iteration_done)
             S = b.step_mask.shape[1]
-            rows = [[math.nan if x is None else x for x in r] + [math.nan] * (S - len(r)) for r in prm]
+            rows = [[math.nan if x is None else float(x) for x in r] + [math.nan] * (S - len(r)) for r in prm]
             b.prm_scores = torch.tensor(rows, dtype=torch.float32, device=self.acc.device)
             self.unscorable["prm_steps"] += sum(x is None for r in prm for x in r)
 
@@ -100,7 +248,7 @@ class PPOTrainer:
 
     @torch.no_grad()
     def shape(self, b: RolloutBatch) -> None:
-        r, p = self.cfg.reward, self.cfg.ppo
+        r, p = self.reward, self.ppo
         T = b.n_response
         actor, critic = self.acc.unwrap_model(self.actor), self.acc.unwrap_model(self.critic)
         # In chunks of a minibatch (a whole batch of (B, T, V) logits does not fit for real
@@ -135,19 +283,19 @@ class PPOTrainer:
 
     @torch.no_grad()
     def advantages(self, b: RolloutBatch) -> None:
-        p = self.cfg.ppo
+        p = self.ppo
         adv, b.returns = core.gae(b.token_rewards, b.old_values, b.response_mask, p.gamma, p.lam)
         b.advantages = core.masked_whiten(adv, b.response_mask) if p.whiten_advantages else adv
 
     # ---- phase 5: update ------------------------------------------------------------------
 
     def update(self, b: RolloutBatch, train_actor: bool = True) -> dict[str, float]:
-        p = self.cfg.ppo
+        p = self.ppo
         self.actor.train()
         self.critic.train()
         stats: dict[str, list[float]] = {}
         for _ in range(p.ppo_epochs):
-            order = torch.randperm(len(b)).to(self.acc.device)   # seeded by set_seed
+            order = torch.randperm(len(b)).to(self.acc.device)   # the global RNG, checkpointed
             for start in range(0, len(b), p.minibatch_size):
                 mb = b.minibatch(order[start: start + p.minibatch_size])
                 T = mb["response_mask"].shape[1]
@@ -156,24 +304,33 @@ class PPOTrainer:
                                                        T, p.temperature)
                     pg_loss, pg_stats = core.policy_loss(logprobs, mb["old_logprobs"], mb["advantages"],
                                                          mb["response_mask"], p.clip_eps)
-                    self._step(self.actor, self.actor_opt, pg_loss)
+                    grad_norm = self._step(self.actor, self.actor_opt, pg_loss, "losses/policy",
+                                           "grad_norm/actor")
                     _add(stats, {"losses/policy": pg_loss, "losses/entropy":
                                  core.masked_mean(entropy.detach(), mb["response_mask"]),
-                                 "losses/clipfrac": pg_stats["clipfrac"], "losses/approx_kl": pg_stats["approx_kl"]})
+                                 "losses/clipfrac": pg_stats["clipfrac"], "losses/approx_kl": pg_stats["approx_kl"],
+                                 "grad_norm/actor": grad_norm})
                 values = self._values(self.critic, mb["input_ids"], mb["attention_mask"], T)
                 v_loss, v_stats = core.value_loss(values, mb["old_values"], mb["returns"],
                                                   mb["response_mask"], p.value_clip_eps)
-                self._step(self.critic, self.critic_opt, v_loss)
-                _add(stats, {"losses/value": v_loss, "losses/value_clipfrac": v_stats["clipfrac"]})
+                grad_norm = self._step(self.critic, self.critic_opt, v_loss, "losses/value", "grad_norm/critic")
+                _add(stats, {"losses/value": v_loss, "losses/value_clipfrac": v_stats["clipfrac"],
+                             "grad_norm/critic": grad_norm})
+        if train_actor:
+            self.actor_sched.step()
+        self.critic_sched.step()
         self.actor.eval()
         self.critic.eval()
         return {k: sum(v) / len(v) for k, v in stats.items()}
 
-    def _step(self, model, opt, loss: torch.Tensor) -> None:
+    def _step(self, model, opt, loss: torch.Tensor, loss_name: str, norm_name: str) -> torch.Tensor:
+        _require_finite(loss, loss_name, self.iteration_done)
         opt.zero_grad(set_to_none=True)
         self.acc.backward(loss)
-        self.acc.clip_grad_norm_(model.parameters(), self.cfg.ppo.max_grad_norm)
+        norm = self.acc.clip_grad_norm_(model.parameters(), self.ppo.max_grad_norm)
+        _require_finite(norm, norm_name, self.iteration_done)   # before the step: weights stay good
         opt.step()
+        return norm.detach() if isinstance(norm, torch.Tensor) else torch.tensor(float(norm))
 
     @staticmethod
     def _values(critic, input_ids, attention_mask, T: int) -> torch.Tensor:
@@ -184,18 +341,21 @@ class PPOTrainer:
     # ---- one iteration --------------------------------------------------------------------
 
     def iteration(self, questions: list[str], golds: list[str], it: int) -> tuple[RolloutBatch, dict]:
+        """One PPO iteration on these problems; returns the batch and its metrics."""
         t0 = time.time()
         b = self.generate(questions, golds)
         t_gen = time.time() - t0
         self.score(b)
         t_score = time.time() - t0 - t_gen
         self.shape(b)
+        _require_finite(b.token_rewards, "rollout/token_rewards", it)
         self.advantages(b)
-        upd = self.update(b, train_actor=it >= self.cfg.ppo.critic_warmup_iterations)
+        upd = self.update(b, train_actor=it >= self.ppo.critic_warmup_iterations)
         wall = time.time() - t0
         metrics = {**self.rollout_metrics(b), **upd, "charts/iteration_seconds": wall,
                    "charts/generate_seconds": t_gen, "charts/score_seconds": t_score,
-                   "charts/completions_per_second": len(b) / wall}
+                   "charts/completions_per_second": len(b) / wall,
+                   "charts/actor_lr": self.actor_opt.param_groups[0]["lr"]}
         return b, _reduce(self.acc, metrics)
 
     def rollout_metrics(self, b: RolloutBatch) -> dict[str, float]:
@@ -220,9 +380,272 @@ class PPOTrainer:
             m["rollout/orm_score"] = torch.nanmean(b.orm_scores).item()
         return m
 
+    # ---- the loop -------------------------------------------------------------------------
 
-def _dtype(name: str) -> torch.dtype:
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    def fit(self, resume: bool | str | os.PathLike = False, iterations: int | None = None,
+            callbacks: Sequence[Callback | Callable] = ()) -> dict:
+        """Train for ``ppo.iterations`` (or ``iterations``) iterations in total.
+
+        resume: True continues from the last checkpoint in ``output_dir`` (an error if there is
+        none), a path from that checkpoint folder. A new run refuses an ``output_dir`` that holds
+        a run unless the trainer was made with ``overwrite=True``. SIGTERM or Ctrl-C: the
+        iteration in flight finishes, a checkpoint is written, and ``TrainingInterrupted`` is
+        raised (a second signal stops at once). A NaN / inf loss, reward or gradient norm raises
+        ``NonFiniteError`` naming the iteration and the quantity; no checkpoint is written for
+        it. Returns ``{"last": metrics, "history": [...], "policy": path or None}``."""
+        from tqdm.auto import tqdm
+
+        from prmrl.runs import MetricsLog, RunLock, claim_run_dir, start_run, truncate_metrics
+
+        total = iterations or self.ppo.iterations
+        cbs = self.callbacks + as_callbacks(callbacks)
+        main = self.acc.is_main_process
+        run, lock, log, sinks = self.output_dir, None, None, []
+        if run is not None and main:
+            lock = RunLock(run).acquire()
+        try:
+            if run is not None:
+                ckpt = self._resume_source(resume) if resume else None
+                if main:
+                    claim_run_dir(run, resume=ckpt is not None, overwrite=self.overwrite)
+                self.acc.wait_for_everyone()
+                if ckpt is not None:
+                    self.load_state(ckpt)
+                if main:
+                    start_run(run, self.config or self._config_dict(), resume=ckpt is not None)
+                    if ckpt is not None:
+                        truncate_metrics(run / "metrics.jsonl", self.iteration_done)
+                    log = MetricsLog(run / "metrics.jsonl")
+                    sinks = make_sinks(self.report_to, run, self.iteration_done)
+            elif resume:
+                raise ValueError("resume: needs an output_dir holding checkpoints")
+            if not self._order:
+                self._order = _data_order(len(self.task.train_questions), self.seed, self.acc.process_index)
+            for cb in cbs:
+                cb.on_fit_start(self)
+            history: list[dict] = []
+            metrics: dict = {}
+            bar = tqdm(total=total, initial=self.iteration_done, desc="ppo", dynamic_ncols=True,
+                       disable=not (main and self.progress))
+            with _StopOnSignal(self):
+                while self.iteration_done < total:
+                    it = self.iteration_done
+                    questions, golds = self._problems(it)
+                    b, metrics = self.iteration(questions, golds, it)
+                    self._check_delimiter(b)
+                    metrics.update({"iteration": it, "charts/num_processes": self.acc.num_processes,
+                                    **{f"unscorable/{k}": v for k, v in self.unscorable.items()}})
+                    for cb in cbs:
+                        cb.on_iteration_end(self, it, metrics)
+                    self.iteration_done = it + 1
+                    if log is not None:
+                        log.write(metrics)
+                    for s in sinks:
+                        s.log(metrics, it)
+                    history.append(metrics)
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{metrics['rollout/token_reward_sum']:.3f}",
+                                    success=f"{metrics['rollout/success']:.3f}")
+                    last = self.iteration_done == total
+                    if run is not None and (last or self._stop_signal is not None or
+                                            (self.save_every and self.iteration_done % self.save_every == 0)):
+                        self.save_checkpoint()
+                        for cb in cbs:
+                            cb.on_checkpoint(self, self.iteration_done)
+                    if self._stop_signal is not None and not last:
+                        raise TrainingInterrupted(self._stop_signal, self.iteration_done, run)
+            bar.close()
+            policy = None
+            if run is not None:
+                policy = self.save_policy(run / "policy")
+            for cb in cbs:
+                cb.on_fit_end(self, metrics)
+            return {"last": metrics, "history": history, "policy": policy}
+        finally:
+            if log is not None:
+                log.close()
+            for s in sinks:
+                s.close()
+            if lock is not None:
+                lock.release()
+
+    def _problems(self, it: int) -> tuple[list[str], list[str]]:
+        n, order = self.ppo.prompts_per_iteration, self._order
+        idx = [order[(it * n + j) % len(order)] for j in range(n)]
+        return [self.task.train_questions[i] for i in idx], [self.task.train_golds[i] for i in idx]
+
+    def _check_delimiter(self, b: RolloutBatch) -> None:
+        """Warn once when the step delimiter occurs in none of the first rollouts' responses:
+        every answer is then one step, and Delta / Clip-Delta give 0 (a wrong delimiter)."""
+        if self._delimiter_checked or not isinstance(self.splitter, str):
+            return
+        self._delimiter_checked = True
+        if not any(self.splitter in t.strip() for t in b.texts):
+            import logging
+
+            logging.getLogger("prmrl").warning(
+                "step delimiter %r occurs in none of the %d responses of the first iteration: every "
+                "answer is one step (check task.step_delimiter)", self.splitter, len(b.texts))
+
+    # ---- state ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue exactly (see ``prmrl.rl.checkpoint``)."""
+        uw = self.acc.unwrap_model
+        return {"iteration": self.iteration_done, "actor": uw(self.actor).state_dict(),
+                "critic": uw(self.critic).state_dict(), "actor_opt": self.actor_opt.state_dict(),
+                "critic_opt": self.critic_opt.state_dict(), "actor_sched": self.actor_sched.state_dict(),
+                "critic_sched": self.critic_sched.state_dict(), "rng": rng_state(),
+                "data_order": list(self._order), "unscorable": dict(self.unscorable),
+                "delimiter_checked": self._delimiter_checked, "seed": self.seed,
+                "process_index": self.acc.process_index}
+
+    def load_state(self, path: str | os.PathLike) -> None:
+        st = load_checkpoint(path, self.acc.process_index)
+        if st["seed"] != self.seed:
+            raise ValueError(f"{path}: checkpoint of seed {st['seed']}, trainer has seed {self.seed}")
+        uw = self.acc.unwrap_model
+        uw(self.actor).load_state_dict(st["actor"])
+        uw(self.critic).load_state_dict(st["critic"])
+        self.actor_opt.load_state_dict(st["actor_opt"])
+        self.critic_opt.load_state_dict(st["critic_opt"])
+        self.actor_sched.load_state_dict(st["actor_sched"])
+        self.critic_sched.load_state_dict(st["critic_sched"])
+        self._order = list(st["data_order"])
+        self.unscorable = dict(st["unscorable"])
+        self._delimiter_checked = bool(st["delimiter_checked"])
+        self.iteration_done = int(st["iteration"])
+        set_rng_state(st["rng"])
+
+    def save_checkpoint(self) -> Path:
+        path = save_checkpoint(self.output_dir, self.state_dict(), self.acc)
+        return path
+
+    def _resume_source(self, resume) -> Path:
+        if resume is True:
+            ckpt = latest_checkpoint(self.output_dir)
+            if ckpt is None:
+                raise FileNotFoundError(f"{self.output_dir / CHECKPOINT_DIR}: no checkpoint to resume from")
+            return ckpt
+        return Path(resume)
+
+    def save_policy(self, path: str | os.PathLike) -> str | None:
+        from prmrl.models.factory import save_model
+
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            save_model(self.acc.unwrap_model(self.actor), self.tok, path)
+        self.acc.wait_for_everyone()
+        return str(path)
+
+    def _config_dict(self) -> dict:
+        return {"ppo": asdict(self.ppo), "reward": {**asdict(self.reward), "orm": _name(self.scorers["orm"]),
+                                                   "prm": _name(self.scorers["prm"])},
+                "policy": self.policy_path or type(self.acc.unwrap_model(self.actor)).__name__,
+                "task": self.task.name, "seed": self.seed, "save_every": self.save_every,
+                "precision": self.precision,
+                "splitter": self.splitter if isinstance(self.splitter, str) else _name(self.splitter)}
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def set_seed_all(seed: int) -> None:
+    """Seed python, numpy (when installed) and torch (every device)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:
+        pass
+
+
+def _data_order(n: int, seed: int, process_index: int) -> list[int]:
+    if n == 0:
+        raise ValueError("task: no training problems")
+    order = list(range(n))
+    random.Random(seed * 1000 + process_index).shuffle(order)
+    return order
+
+
+def _schedule(opt, p: PPOConfig):
+    """Constant learning rate, or linear decay to 0 over ``ppo.iterations`` (``ppo.lr_schedule``)."""
+    kind = getattr(p, "lr_schedule", "constant")
+    if kind == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / p.iterations))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
+
+
+def _check_sections(ppo: PPOConfig, reward: RewardConfig) -> None:
+    """The same range and name checks as a config file gets (one line naming the key)."""
+    from prmrl import config
+
+    check = getattr(config, "validate_section", None)   # TEMP until config.py has it
+    if check is not None:
+        check("ppo", ppo)
+        check("reward", reward)
+
+
+def _as_task(task: Task | None, prompts, golds) -> Task:
+    if task is not None:
+        if prompts is not None:
+            raise ValueError("give a task or prompts, not both")
+        return task
+    if prompts is None:
+        raise ValueError("give a task (prmrl.Task) or prompts (and golds)")
+    prompts = list(prompts)
+    golds = list(golds) if golds is not None else [""] * len(prompts)
+    if len(golds) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(golds)} golds")
+
+    def no_grader(rs, gs):
+        raise ValueError("prompts without a task have no grader: give success=")
+
+    return Task(name="prompts", train_questions=prompts, train_golds=golds, test_questions=[],
+                test_golds=[], prompt=lambda q: q, grade_batch=no_grader, delimiter="\n")
+
+
+def _name(obj) -> str | None:
+    if obj is None or isinstance(obj, str):
+        return obj
+    for attr in ("path",):
+        if hasattr(obj, attr):
+            return str(getattr(obj, attr))
+    return getattr(obj, "__qualname__", None) or type(obj).__qualname__
+
+
+class _StopOnSignal:
+    """SIGTERM / SIGINT set ``trainer._stop_signal`` (the loop checkpoints after the iteration
+    in flight and stops); a second one raises KeyboardInterrupt at once. Only in the main thread
+    (signal handlers cannot be set elsewhere); previous handlers are restored on exit."""
+
+    def __init__(self, trainer: PPOTrainer):
+        self.trainer, self.old = trainer, {}
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.trainer._stop_signal is not None:
+            raise KeyboardInterrupt
+        self.trainer._stop_signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+def _require_finite(x, name: str, it: int) -> None:
+    t = x if isinstance(x, torch.Tensor) else torch.tensor(float(x))
+    if not bool(torch.isfinite(t).all()):
+        bad = "nan" if bool(torch.isnan(t).any()) else "inf"
+        raise NonFiniteError(f"iteration {it}: {name} is {bad}; stopped before the optimizer step "
+                             f"(the last checkpoint is intact)")
 
 
 def _reduce(acc, metrics: dict[str, float]) -> dict[str, float]:
@@ -240,9 +663,24 @@ def _reduce(acc, metrics: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def _checked_scores(scores, n: int, what: str, it: int) -> list:
+    """A scorer's list: one entry per answer, each a finite number or None (None is how a scorer
+    says "could not score"; a NaN or inf is an error, not a silent unscorable)."""
+    scores = list(scores)
+    if len(scores) != n:
+        raise ValueError(f"{what} scorer returned {len(scores)} scores for {n} answers")
+    for x in scores:
+        if x is not None and not math.isfinite(float(x)):
+            raise NonFiniteError(f"iteration {it}: {what} score is {float(x)}; a scorer returns None "
+                                 f"for an answer it cannot score (the last checkpoint is intact)")
+    return scores
+
+
 def _check_prm_rows(prm: list[list[float | None]], step_texts: list[list[str]]) -> None:
     """A PRM scorer returns one entry per step, None only for a suffix of steps it could not
     score (past its context): shaping treats the scored steps as the answer's first steps."""
+    if len(prm) != len(step_texts):
+        raise ValueError(f"PRM scorer returned {len(prm)} rows for {len(step_texts)} answers")
     for i, (row, steps) in enumerate(zip(prm, step_texts)):
         if len(row) != len(steps):
             raise ValueError(f"PRM scorer returned {len(row)} scores for answer {i} with {len(steps)} steps")
@@ -259,4 +697,3 @@ def _nan_tensor(values: Sequence[float | None], device) -> torch.Tensor:
 def _add(stats: dict[str, list[float]], new: dict[str, torch.Tensor]) -> None:
     for k, v in new.items():
         stats.setdefault(k, []).append(float(v.detach()))
-

@@ -15,6 +15,7 @@ tag tokenised differently than expected would otherwise silently point at the wr
 
 from __future__ import annotations
 
+from prmrl.prompts import QUESTION_TEMPLATE
 from dataclasses import dataclass
 
 import torch
@@ -72,7 +73,7 @@ class NativeFormat:
     name = "native"
     num_labels = 1
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_template: str = "{question}\n",
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_template: str = QUESTION_TEMPLATE,
                  delimiter: str = "\n"):
         self.tokenizer, self.prompt_template, self.delimiter = tokenizer, prompt_template, delimiter
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from prmrl.prompts import QUESTION_TEMPLATE
 from prmrl.rm.formats import NativeFormat
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
 from prmrl.rewards.reward_models import _pad_id, forward_logits, pad_batch, response_mask
@@ -73,7 +74,7 @@ def prm_training_batch(tokenizer, fmt, records: Sequence[StepLabelRecord], max_l
     return _label_batch(tokenizer, [e.input_ids for e in enc], positions, labels, max_length, starts)
 
 
-def orm_training_batch(tokenizer, records: Sequence[OutcomeRecord], prompt_template: str = "{question}\n",
+def orm_training_batch(tokenizer, records: Sequence[OutcomeRecord], prompt_template: str = QUESTION_TEMPLATE,
                        max_length: int | None = None) -> dict[str, torch.Tensor]:
     """As :func:`prm_training_batch`, one label per row on its last token (as ORMScorer reads).
     A row longer than ``max_length`` has no label (the scorer returns None for it)."""
@@ -126,7 +127,7 @@ def _param_groups(model, trainable: list, lr: float) -> list[dict]:
 
 def train_reward_model(model: PreTrainedModel, tokenizer, examples: Sequence[StepLabelRecord | OutcomeRecord],
                        kind: str, epochs: int = 1, lr: float = 1e-4, batch_size: int = 8, seed: int = 0,
-                       fmt=None, prompt_template: str = "{question}\n", max_length: int | None = None,
+                       fmt=None, prompt_template: str = QUESTION_TEMPLATE, max_length: int | None = None,
                        grad_clip: float = 1.0, weight_decay: float = 0.0, dense: bool = False,
                        log_fn: Callable[[dict], None] | None = None) -> dict[str, float]:
     """A plain loop: seeded length-grouped batches, BCE on labelled tokens, AdamW, gradient clipping.

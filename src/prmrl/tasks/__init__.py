@@ -1,12 +1,25 @@
-"""A task = problems (train/test), how to prompt for them, and how to grade an answer."""
+"""A task = problems (train/test), how to prompt for them, and how to grade an answer.
+
+Built-in tasks come from a config (``make_task``); any JSONL of questions and answers becomes a
+task with ``Task.from_jsonl`` and a grade function of the user's.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
+
+from prmrl.prompts import QUESTION_TEMPLATE
 
 if TYPE_CHECKING:
     from prmrl.config import TaskConfig
+
+
+TASK_NAMES = ("arith", "gsm8k", "math", "math500", "jsonl")
+"""what ``task.name`` may be: the embedded task, the three math datasets, or any JSONL
+(``task.train_path`` / ``task.test_path``, graded by the math grader)"""
 
 
 @dataclass
@@ -23,6 +36,36 @@ class Task:
     test_problems: list | None = None            # task-specific records (arith: step checker)
     train_problems: list | None = None
 
+    @classmethod
+    def from_jsonl(cls, train: str | os.PathLike, test: str | os.PathLike | None = None, *,
+                   question: str = "question", answer: str = "answer",
+                   grade: Callable[[str, str], bool | None] | None = None,
+                   prompt: Callable[[str], str] | None = None, delimiter: str = "\n",
+                   name: str | None = None, limit_train: int | None = None,
+                   limit_test: int | None = None) -> "Task":
+        """Problems from JSONL files, one object per line with the fields ``question`` and
+        ``answer`` (names of your columns). ``grade(response, gold) -> True / False / None``
+        (None: cannot judge, counted); default: the math grader (final answer vs gold).
+        ``prompt(question) -> text`` (default: the question and a newline). A malformed row is
+        an error naming its file, line and field."""
+        from prmrl.tasks.math_data import TaskSpec, load_problems
+
+        spec = TaskSpec(name=name or Path(train).stem, version="jsonl", files={},
+                        question_field=question, answer_field=answer, answer_extractor="as_is")
+        tr, _ = load_problems(spec, "train", path=train, limit=limit_train)
+        te, _ = load_problems(spec, "test", path=test, limit=limit_test) if test else ([], None)
+        if grade is None:
+            from prmrl.grading import MathGrader
+
+            grade_batch = MathGrader().grade_batch
+        else:
+            grade_batch = lambda rs, gs: [grade(r, g) for r, g in zip(rs, gs)]  # noqa: E731
+        return cls(name=spec.name, train_questions=[p.question for p in tr],
+                   train_golds=[p.answer for p in tr], test_questions=[p.question for p in te],
+                   test_golds=[p.answer for p in te],
+                   prompt=prompt or (lambda q: QUESTION_TEMPLATE.replace("{question}", q)),
+                   grade_batch=grade_batch, delimiter=delimiter)
+
 
 def arith_config(cfg: TaskConfig):
     from prmrl.tasks.arith import ArithConfig
@@ -33,6 +76,12 @@ def arith_config(cfg: TaskConfig):
 
 
 def make_task(cfg: TaskConfig, tokenizer=None) -> Task:
+    if cfg.name == "jsonl":
+        if not cfg.train_path:
+            raise ValueError("task.train_path: task 'jsonl' needs a JSONL file of training problems")
+        return Task.from_jsonl(cfg.train_path, cfg.test_path, question=getattr(cfg, "question_field", "question"),
+                               answer=getattr(cfg, "answer_field", "answer"), delimiter=cfg.step_delimiter,
+                               limit_train=cfg.limit_train, limit_test=cfg.limit_test)
     if cfg.name == "arith":
         from prmrl.tasks import arith
 

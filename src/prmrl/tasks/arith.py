@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from prmrl.answers import extract_boxed
+from prmrl.prompts import QUESTION_TEMPLATE
 
 FORMAT_VERSION = 5   # bump when problems, solutions or SFT batching change (cached SFT policies)
 
@@ -149,9 +150,12 @@ def generate_splits(cfg: ArithConfig = ArithConfig()) -> tuple[list[Problem], li
 
 # ---- prompts -------------------------------------------------------------------------------
 
+PROMPT_TEMPLATE = QUESTION_TEMPLATE
+
+
 def prompt(question: str) -> str:
     """The policy's input for a question. Reward models see the same text."""
-    return f"{question}\n"
+    return PROMPT_TEMPLATE.replace("{question}", question)
 
 
 # ---- SFT corpus: reference solutions with realistic imperfection -----------------------------
