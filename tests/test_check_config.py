@@ -2,6 +2,8 @@
 files are found under ../shared/data), and broken ones fail with a message that names the problem.
 
 Models are tiny Qwen2 checkpoints saved with the real Qwen2.5-Math tokenizer; nothing is trained.
+Tests that need the sibling ../shared folder (datasets, tokenizer, model configs) skip, naming the
+path, in a clone without it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 TOKENIZER = SHARED / "tokenizers" / "qwen2.5-math-instruct"
 CONFIGS = SHARED / "tokenizers" / "configs"        # config.json only: no weights, no tokenizer
+DATA = SHARED / "data"
+GSM8K = (DATA / "gsm8k" / "train.jsonl", DATA / "gsm8k" / "test.jsonl")
+MATH = (DATA / "math" / "train.jsonl", DATA / "math500" / "test.jsonl")   # math500's files
 SHIPPED = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def need(*paths: Path) -> None:
+    """Skip the test unless every path exists (they lie under the sibling ../shared folder)."""
+    for path in paths:
+        if not path.exists():
+            pytest.skip(f"needs {path} (the shared data folder is not in this clone)")
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +45,7 @@ def tiny(tmp_path_factory):
     (2-label head), each with the real tokenizer."""
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM, Qwen2ForTokenClassification
 
-    if not (TOKENIZER / "tokenizer.json").exists():
-        pytest.skip(f"real tokenizer not found at {TOKENIZER}")
+    need(TOKENIZER / "tokenizer.json")
     tok = AutoTokenizer.from_pretrained(str(TOKENIZER))
     root = tmp_path_factory.mktemp("check")
     torch.manual_seed(0)
@@ -49,12 +60,16 @@ def tiny(tmp_path_factory):
     return root
 
 
-def overrides_for(path: Path, tiny: Path) -> list[str]:
-    """A native PRM is one you trained: shipped configs name a placeholder folder for it."""
+def overrides_for(path: Path, request) -> list[str]:
+    """A native PRM is one you trained: shipped configs name a placeholder folder for it (a tiny
+    one stands in). Skips unless the files the config needs are here."""
     data = yaml.safe_load(path.read_text()) or {}
+    task = (data.get("task") or {}).get("name", "arith")
+    if task != "arith":
+        need(*(GSM8K if task == "gsm8k" else MATH))
     reward = data.get("reward") or {}
     if reward.get("prm_format") == "native" and reward.get("prm"):
-        return [f"reward.prm={tiny / 'prm_native'}"]
+        return [f"reward.prm={request.getfixturevalue('tiny') / 'prm_native'}"]
     return []
 
 
@@ -65,8 +80,8 @@ def test_configs_are_shipped():
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(REPO / "configs").as_posix())
-def test_every_shipped_config_passes(path, tiny):
-    report = check_config(str(path), overrides_for(path, tiny))
+def test_every_shipped_config_passes(path, request):
+    report = check_config(str(path), overrides_for(path, request))
     assert report.ok, "\n".join(report.lines())
     cfg = report.config
     if cfg.task.name != "arith":
@@ -86,6 +101,7 @@ def test_every_shipped_config_passes(path, tiny):
 
 
 def test_hub_names_are_warnings_offline():
+    need(*MATH)
     path = REPO / "configs" / "full" / "qwen2.5-math-1.5b-qwen-prm-clip-delta.yaml"
     report = check_config(str(path), ["model.policy=nobody-has/this-model-0"])
     assert report.ok
@@ -93,13 +109,15 @@ def test_hub_names_are_warnings_offline():
                for w in report.warnings), report.lines()
 
 
-def test_native_config_needs_its_prm(tiny):
+def test_native_config_needs_its_prm():
+    need(*MATH)
     path = REPO / "configs" / "full" / "qwen2.5-math-1.5b-native-prm-clip-delta.yaml"
     report = check_config(str(path))
     assert len(report.errors) == 1 and report.errors[0].startswith("reward.prm: no model at"), report.lines()
 
 
 def test_local_models_pass_with_counts(tiny):
+    need(*GSM8K)
     report = check_config(None, [
         "task.name=gsm8k", "task.limit_train=16", "task.limit_test=8", 'task.step_delimiter="\\n\\n"',
         f"model.policy={tiny / 'policy'}", f"reward.prm={tiny / 'prm_native'}", "reward.shaping=clip_delta"])
@@ -113,6 +131,7 @@ def test_local_models_pass_with_counts(tiny):
 
 
 def test_qwen_prm_format_on_a_two_label_head(tiny):
+    need(*MATH)
     report = check_config(None, ["task.name=math500", 'task.step_delimiter="\\n\\n"',
                                  f"model.policy={tiny / 'policy'}", f"reward.prm={tiny / 'prm_qwen'}",
                                  "reward.prm_format=qwen_prm", "reward.shaping=clip"])
@@ -138,12 +157,14 @@ def test_unknown_key(tmp_path):
 
 
 def test_missing_dataset_file(tmp_path, tiny):
+    need(GSM8K[1])
     missing = tmp_path / "nope.jsonl"
     errs = errors_of("task.name=gsm8k", f"task.train_path={missing}", f"model.policy={tiny / 'policy'}")
     assert errs == [f"data: task.train_path: gsm8k [train]: no such file {missing}"]
 
 
 def test_malformed_dataset_rows(tmp_path, tiny):
+    need(GSM8K[0])
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"question": "1+1?", "answer": "#### 2"}\n{"question": "2+2?", "answer": "4"}\n')
     (err,) = errors_of("task.name=gsm8k", f"task.test_path={rows}", f"model.policy={tiny / 'policy'}")
@@ -159,6 +180,7 @@ def test_local_model_without_config_json(tmp_path):
 
 def test_config_only_folder_lacks_weights_and_tokenizer():
     folder = CONFIGS / "Qwen2.5-Math-1.5B-Instruct"
+    need(folder)
     errs = errors_of("task.name=gsm8k", f"model.policy={folder}")
     assert [e.split(":")[0] for e in errs] == ["model.policy", "model.policy"], errs
     assert errs[0].startswith(f"model.policy: no weights in {folder}")
@@ -187,6 +209,7 @@ def test_math_shepherd_format_on_a_causal_lm_runs_the_tag_check(tiny):
 
 
 def test_remote_code_prm_head_is_a_warning():
+    need(CONFIGS / "Qwen2.5-Math-PRM-7B")
     report = check_config(None, ["task.name=gsm8k", f"reward.prm={CONFIGS / 'Qwen2.5-Math-PRM-7B'}",
                                  "reward.prm_format=qwen_prm", "model.policy=Qwen/Qwen2.5-Math-1.5B-Instruct"])
     assert any("remote-code head ['Qwen2ForProcessRewardModel']" in w and "trust_remote_code" in w

@@ -29,7 +29,7 @@ def test_yaml_and_overrides(tmp_path):
     (["nosuch.key=1"], "unknown key 'nosuch'"),
     (["ppo.whiten_advantages=maybe"], "expected true or false"),
     (["rm.extra_layers=0"], "rm.freeze_backbone: needs rm.extra_layers >= 1"),
-    (["rm.completer_temperature=0"], "rm.completer_temperature: must be > 0"),
+    (["rm.completer_temperature=0"], "rm.completer_temperature: 0.0 is out of range; allowed (0, inf)"),
 ])
 def test_bad_values_name_the_key(overrides, needle):
     with pytest.raises(ConfigError, match=None) as e:
@@ -54,6 +54,7 @@ def _cli(*args, cwd=None):
     (["train", "ppo.iterationz=3"], "unknown key 'ppo.iterationz'"),
     (["eval", "--policy", "/nonexistent/policy"], "no model at '/nonexistent/policy'"),
     (["train", "--config", "missing.yaml"], "config file not found"),
+    (["train", "ppo.max_grad_norm=-1"], "ppo.max_grad_norm: -1.0 is out of range; allowed (0, inf)"),
 ])
 def test_cli_errors_are_one_line(args, needle, tmp_path):
     r = _cli(*args, cwd=tmp_path)

@@ -7,7 +7,9 @@ What is checked, in order:
 
 - fields: the config loads (unknown keys and invalid values fail with the key named);
 - data: the dataset files of real math tasks exist and parse; counts of loaded and skipped rows
-  (with ``task.limit_*``);
+  (with ``task.limit_*``). Every row is read as the loader reads it: a malformed row, a line that
+  is not UTF-8 or one over ``prmrl.tasks.math_data.MAX_ROW_BYTES`` is an error naming the file and
+  line;
 - models: for a local folder, config.json, weight files and a loadable tokenizer are there; for a
   hub name, only the local Hugging Face cache is consulted (``local_files_only``): a name not
   found there is a *warning* ("not reachable offline"), since a machine with internet downloads
@@ -107,20 +109,29 @@ def main_check(argv: list[str] | None = None) -> int:
 # ---- data -------------------------------------------------------------------------------------
 
 def _check_data(cfg: Config, report: CheckReport) -> None:
-    from prmrl.tasks.math_data import TASKS, load_problems, resolve_path
+    from prmrl.tasks.math_data import TASKS, TaskSpec, load_problems, resolve_path
 
     t = cfg.task
     if t.name == "arith":
         report.add("ok", f"data: arith problems are generated (n_train {t.n_train}, n_test {t.n_test})")
         return
-    train_name = "math" if t.name == "math500" else t.name     # as prmrl.tasks.make_task
-    spec_delim = TASKS[t.name].step_delimiter
-    if t.step_delimiter != spec_delim:
-        report.add("warning", f"task.step_delimiter: {t.step_delimiter!r} differs from {spec_delim!r}, "
-                              f"the step delimiter of {t.name} answers (one step per paragraph)")
-    for role, name, path, limit in (("train", train_name, t.train_path, t.limit_train),
-                                    ("test", t.name, t.test_path, t.limit_test)):
-        spec, key = TASKS[name], f"task.{role}_path"
+    if t.name == "jsonl":       # as prmrl.tasks.make_task / Task.from_jsonl read it
+        spec = TaskSpec(name=Path(t.train_path).stem, version="jsonl", files={},
+                        question_field=t.question_field,
+                        answer_field=t.answer_field, answer_extractor="as_is")
+        splits = [("train", spec, t.train_path, t.limit_train)]
+        if t.test_path:
+            splits.append(("test", spec, t.test_path, t.limit_test))
+    else:
+        train_name = "math" if t.name == "math500" else t.name     # as prmrl.tasks.make_task
+        spec_delim = TASKS[t.name].step_delimiter
+        if t.step_delimiter != spec_delim:
+            report.add("warning", f"task.step_delimiter: {t.step_delimiter!r} differs from {spec_delim!r}, "
+                                  f"the step delimiter of {t.name} answers (one step per paragraph)")
+        splits = [("train", TASKS[train_name], t.train_path, t.limit_train),
+                  ("test", TASKS[t.name], t.test_path, t.limit_test)]
+    for role, spec, path, limit in splits:
+        name, key = spec.name, f"task.{role}_path"
         try:
             file = resolve_path(spec, role, path)
         except (OSError, ValueError) as e:
@@ -136,7 +147,7 @@ def _check_data(cfg: Config, report: CheckReport) -> None:
             continue
         try:
             problems, load = load_problems(spec, role, path=file, skip_bad=True, limit=limit)
-        except (OSError, ValueError) as e:          # UnicodeDecodeError is a ValueError
+        except (OSError, ValueError) as e:
             report.add("error", f"data: {file}: {e}")
             continue
         bad = {k: v for k, v in load.skipped.items() if k != "empty answer"}
@@ -252,8 +263,6 @@ def _check_prm(cfg: Config, report: CheckReport) -> None:
                               f"was trained with it")
     # As prmrl.jobs.ppo.build_scorers builds it; this also adds qwen_prm's token to `tok`.
     kwargs = {"delimiter": cfg.task.step_delimiter} if fmt == "native" else {}
-    if fmt == "native" and cfg.task.name == "arith":
-        kwargs["prompt_template"] = "{question}\n"
     try:
         enc = make_format(fmt, tok, **kwargs).encode(PROBE_QUESTION, PROBE_STEPS)
     except (ValueError, KeyError, TypeError) as e:

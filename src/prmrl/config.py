@@ -1,20 +1,38 @@
 """Typed configuration: one dataclass per concern, every default here, validated on load.
 
 A config is YAML (sections as below) plus ``section.field=value`` overrides from the command line.
-Unknown keys and invalid values fail at load with a message naming the key and what is allowed;
-the resolved config is written into every run folder.
+Unknown keys and invalid values fail at load with a one-line message naming the key, the value and
+what is allowed; the resolved config is written into every run folder.
+
+Validation is driven by two tables beside the dataclasses: ``RANGES`` gives every numeric field
+its allowed interval ("section.field" -> :class:`Range`; list fields element-wise, ``None`` of an
+optional field always allowed), and ``CHOICES`` checks the name-valued fields against the
+registries that define the names (each variant name is written once, where it is implemented).
+Checks that relate two fields follow in :meth:`Config.validate`.
+
+On the command line a string value may use the escapes ``\\n`` (newline), ``\\t`` (tab) and
+``\\\\`` (backslash): ``task.step_delimiter=\\n\\n`` is a blank line.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+# The registries that define the names of variants (config sits above them, below the models).
+from prmrl.rewards.shaping import SHAPING_METHODS
+from prmrl.rl.core import KL_ESTIMATORS, LR_SCHEDULES
+from prmrl.rm.formats import PRM_FORMATS
+from prmrl.tasks import TASK_NAMES
 
 
 class ConfigError(ValueError):
@@ -23,10 +41,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class TaskConfig:
-    name: Literal["arith", "gsm8k", "math", "math500"] = "arith"
-    """which problems: the embedded arithmetic task, or a real math dataset"""
+    name: str = "arith"
+    """which problems (one of ``prmrl.tasks.TASK_NAMES``): the embedded arithmetic task, a real
+    math dataset, or "jsonl" (any JSONL at ``train_path`` / ``test_path``)"""
     step_delimiter: str = "\n"
-    """text that ends a step in a response (real math models often use a blank line)"""
+    """text that ends a step in a response (real math models often use a blank line; on the
+    command line write it ``task.step_delimiter=\\n\\n``)"""
     # -- arith only --
     min_ops: int = 2
     max_ops: int = 3
@@ -55,6 +75,10 @@ class TaskConfig:
     # -- real math only --
     train_path: str | None = None
     """JSONL of training problems (default: the dataset's file under ../shared/data)"""
+    question_field: str = "question"
+    """task "jsonl": the column holding the question"""
+    answer_field: str = "answer"
+    """task "jsonl": the column holding the reference answer (graded by the math grader)"""
     test_path: str | None = None
     system_prompt: str | None = None
     """None: the default Qwen2.5-Math system prompt"""
@@ -98,12 +122,14 @@ class RewardConfig:
     orm_alpha: float = 1.0
     prm: str | None = None
     """path of a PRM; None: no PRM term"""
-    prm_format: Literal["native", "math_shepherd", "qwen_prm"] = "native"
+    prm_format: str = "native"
+    """how the PRM reads an answer: a name in ``prmrl.rm.formats.PRM_FORMATS``"""
     trust_remote_code: bool = False
     """let a PRM checkpoint run its own modelling code (Qwen2.5-Math-PRM ships one)"""
     prm_alpha: float = 1.0
-    shaping: Literal["none", "normed", "clip", "delta", "clip_delta", "min_form", "delta_keep"] = "none"
-    """how per-step PRM scores become per-step rewards (method.md, 'Per-step reward variants')"""
+    shaping: str = "none"
+    """how per-step PRM scores become per-step rewards: a name in
+    ``prmrl.rewards.shaping.SHAPING_METHODS`` (method.md, 'Per-step reward variants')"""
     eta: float = 0.3
     """Clip threshold: a step scored below it costs (score - eta). Pick it from where the PRM
     puts right steps (``benchmarks/prm_by_step_kind.py`` prints it): the embedded task's PRM
@@ -134,11 +160,15 @@ class PPOConfig:
     value_clip_eps: float = 0.2
     kl_beta: float = 0.1
     """per-token KL penalty; 0.1 held greedy accuracy best of 0.05, 0.1, 0.2 (two seeds, measured)"""
-    kl_estimator: Literal["k1", "k2", "k3", "abs"] = "k1"
+    kl_estimator: str = "k1"
+    """a name in ``prmrl.rl.core.KL_ESTIMATORS``"""
     whiten_advantages: bool = True
     max_grad_norm: float = 1.0
     critic_warmup_iterations: int = 0
     """iterations at the start that update only the critic"""
+    lr_schedule: str = "constant"
+    """learning rates of actor and critic: "constant", or "linear" decay to 0 over the
+    iterations (one of ``prmrl.rl.core.LR_SCHEDULES``)"""
 
 
 @dataclass
@@ -261,6 +291,162 @@ class RunConfig:
     separately)"""
 
 
+# ---- allowed values ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed interval of a numeric field: ``[lo, hi]``, an end open where marked; an
+    infinite end is always open (so inf and nan never pass)."""
+
+    lo: float
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        above = v > self.lo if self.lo_open or math.isinf(self.lo) else v >= self.lo
+        below = v < self.hi if self.hi_open or math.isinf(self.hi) else v <= self.hi
+        return above and below
+
+    def __str__(self) -> str:
+        left = "(" if self.lo_open or math.isinf(self.lo) else "["
+        right = ")" if self.hi_open or math.isinf(self.hi) else "]"
+        return f"{left}{_bound(self.lo)}, {_bound(self.hi)}{right}"
+
+
+def _bound(x: float) -> str:
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+POSITIVE = Range(0, lo_open=True)      # (0, inf): temperatures, learning rates
+NON_NEGATIVE = Range(0)                # [0, inf): weights, penalties
+UNIT = Range(0, 1)                     # [0, 1]: rates, probabilities, discounts
+ANY = Range(-math.inf)                 # any finite number
+SEED = Range(0, 2**31 - 1)             # numpy's seeding takes [0, 2**32); headroom for seed + i
+
+
+def at_least(n: int) -> Range:
+    return Range(n)
+
+
+# Every int / float field (list fields: each element; optional fields: when not None). A new
+# numeric field needs an entry here (tests/test_config_ranges.py fails without one).
+RANGES: dict[str, Range] = {
+    # task: the arith generator draws the start from [2, max_start], + and - operands from
+    # [1, max_addend], * operands from [2, max_factor], and keeps values in [0, max_value]
+    # (with max_value >= 2 every value has an operation left); operations are labelled (a)-(z).
+    "task.min_ops": Range(1, 26),
+    "task.max_ops": Range(1, 26),
+    "task.max_start": at_least(2),
+    "task.max_addend": at_least(1),
+    "task.max_factor": at_least(2),
+    "task.max_value": at_least(2),
+    "task.n_train": at_least(1),
+    "task.n_test": at_least(1),
+    "task.split_seed": SEED,
+    "task.slip_rate": UNIT,
+    "task.restate_rate": UNIT,
+    "task.check_rate": UNIT,
+    "task.confusion_rate": UNIT,
+    "task.confusion_prob": UNIT,
+    "task.limit_train": at_least(1),
+    "task.limit_test": at_least(1),
+    "model.hidden": at_least(1),
+    "model.layers": at_least(1),
+    "model.heads": at_least(1),
+    "model.intermediate": at_least(1),
+    "sft.steps": at_least(1),
+    "sft.batch_size": at_least(1),
+    "sft.lr": POSITIVE,
+    "sft.warmup_steps": at_least(0),
+    "reward.success_weight": NON_NEGATIVE,
+    "reward.unscorable_reward": ANY,
+    "reward.orm_alpha": NON_NEGATIVE,
+    "reward.prm_alpha": NON_NEGATIVE,
+    "reward.eta": UNIT,                # PRM scores are probabilities
+    "ppo.iterations": at_least(1),
+    "ppo.prompts_per_iteration": at_least(1),
+    "ppo.samples_per_prompt": at_least(1),
+    "ppo.max_new_tokens": at_least(1),
+    "ppo.temperature": POSITIVE,
+    "ppo.top_p": Range(0, 1, lo_open=True),
+    "ppo.ppo_epochs": at_least(1),
+    "ppo.minibatch_size": at_least(1),
+    "ppo.actor_lr": POSITIVE,
+    "ppo.critic_lr": POSITIVE,
+    "ppo.gamma": UNIT,
+    "ppo.lam": UNIT,
+    "ppo.clip_eps": Range(0, 1, lo_open=True, hi_open=True),
+    "ppo.value_clip_eps": POSITIVE,
+    "ppo.kl_beta": NON_NEGATIVE,
+    "ppo.max_grad_norm": POSITIVE,     # <= 0 would zero or flip the update
+    "ppo.critic_warmup_iterations": at_least(0),
+    "eval.n_problems": at_least(1),
+    "eval.sampling_samples": at_least(1),
+    "eval.pass_k": at_least(1),
+    "eval.temperature": POSITIVE,
+    "eval.max_new_tokens": at_least(1),
+    "eval.every": at_least(0),
+    "eval.n_problems_during": at_least(1),
+    "rm.n_problems": at_least(1),
+    "rm.samples_per_problem": at_least(1),
+    "rm.completions_per_step": at_least(1),
+    "rm.temperature": POSITIVE,
+    "rm.completer_temperature": POSITIVE,
+    "rm.max_new_tokens": at_least(1),
+    "rm.epochs": POSITIVE,
+    "rm.batch_size": at_least(1),
+    "rm.lr": POSITIVE,
+    "rm.extra_layers": at_least(0),
+    "rm.bon_n": at_least(1),
+    "rm.bon_temperature": POSITIVE,
+    "rm.bon_problems": at_least(1),
+    "ablation.seeds": at_least(1),
+    "ablation.iterations": at_least(1),
+    "ablation.workers": at_least(1),
+    "run.seed": SEED,
+    "run.threads": at_least(0),
+    "run.save_every": at_least(0),
+}
+
+# Name-valued fields: the names are the keys of the registry that implements them (list fields:
+# each element).
+CHOICES: dict[str, Collection[str]] = {
+    "task.name": TASK_NAMES,
+    "reward.shaping": SHAPING_METHODS,
+    "reward.prm_format": PRM_FORMATS,
+    "ppo.kl_estimator": KL_ESTIMATORS,
+    "ppo.lr_schedule": LR_SCHEDULES,
+    "ablation.arms": ALL_ARMS,
+}
+
+
+def check_range(key: str, value: Any, allowed: Range) -> None:
+    """Raise ConfigError unless ``value`` (a number, a list of numbers, or None) is in ``allowed``."""
+    if value is None:
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            check_range(f"{key}[{i}]", v, allowed)
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is out of range; allowed {allowed}")
+
+
+def check_choice(key: str, value: Any, allowed: Collection[str]) -> None:
+    """Raise ConfigError unless ``value`` (a name or a list of names) is one of ``allowed``."""
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            check_choice(f"{key}[{i}]", v, allowed)
+        return
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {list(allowed)}")
+
+
 @dataclass
 class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -274,50 +460,50 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> "Config":
-        _positive(self, "sft.steps", "ppo.iterations", "ppo.prompts_per_iteration", "ppo.samples_per_prompt",
-                  "ppo.max_new_tokens", "ppo.ppo_epochs", "ppo.minibatch_size", "sft.batch_size",
-                  "eval.sampling_samples", "eval.max_new_tokens", "task.n_test", "rm.temperature", "rm.bon_temperature",
-                  "rm.completer_temperature", "rm.completions_per_step", "rm.epochs", "rm.lr")
-        for key in ("ppo.gamma", "ppo.lam", "task.slip_rate", "task.restate_rate", "task.check_rate",
-                    "task.confusion_rate", "task.confusion_prob"):
-            v = _get(self, key)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"{key}: {v} is not in [0, 1]")
-        if not 0.0 < self.ppo.top_p <= 1.0:
-            raise ConfigError(f"ppo.top_p: {self.ppo.top_p} is not in (0, 1]")
-        if self.ppo.temperature <= 0:
-            raise ConfigError(f"ppo.temperature: must be > 0 (got {self.ppo.temperature})")
-        if self.task.min_ops < 1 or self.task.max_ops < self.task.min_ops:
-            raise ConfigError("task.min_ops/max_ops: need 1 <= min_ops <= max_ops")
-        if any(k < 1 or k > self.eval.sampling_samples for k in self.eval.pass_k):
+        """Each field against ``RANGES`` and ``CHOICES``, then the checks that relate fields."""
+        for f in dataclasses.fields(self):
+            validate_section(f.name, getattr(self, f.name))
+        t = self.task
+        if t.min_ops > t.max_ops:
+            raise ConfigError(f"task.min_ops: {t.min_ops} is above task.max_ops={t.max_ops}; "
+                              f"need min_ops <= max_ops")
+        if t.max_start > t.max_value:
+            raise ConfigError(f"task.max_start: {t.max_start} is above task.max_value={t.max_value} "
+                              f"(every value of an arith problem stays in [0, max_value])")
+        if not t.step_delimiter:
+            raise ConfigError("task.step_delimiter: must not be empty")
+        if t.name == "jsonl" and not t.train_path:
+            raise ConfigError("task.train_path: task 'jsonl' needs a JSONL file of training problems")
+        if any(k > self.eval.sampling_samples for k in self.eval.pass_k):
             raise ConfigError(f"eval.pass_k: each k must be in [1, eval.sampling_samples="
                               f"{self.eval.sampling_samples}] (got {self.eval.pass_k})")
         if self.reward.shaping != "none" and self.reward.prm is None:
             raise ConfigError(f"reward.shaping: '{self.reward.shaping}' needs reward.prm "
                               f"(a PRM path); set reward.prm or leave shaping 'none'")
-        unknown = [a for a in self.ablation.arms if a not in ALL_ARMS]
-        if unknown or not self.ablation.arms:
-            raise ConfigError(f"ablation.arms: {unknown or 'empty'} not allowed; choose from {list(ALL_ARMS)}")
-        if self.ablation.seeds < 1 or self.ablation.iterations < 1 or self.ablation.workers < 1:
-            raise ConfigError("ablation.seeds, ablation.iterations, ablation.workers: must be >= 1")
+        if not self.ablation.arms:
+            raise ConfigError(f"ablation.arms: empty; choose from {list(ALL_ARMS)}")
         if self.rm.freeze_backbone and self.rm.extra_layers < 1:
             raise ConfigError("rm.freeze_backbone: needs rm.extra_layers >= 1 (nothing would train "
                               "but the head); set rm.freeze_backbone=false to train the whole model")
-        if not self.task.step_delimiter:
-            raise ConfigError("task.step_delimiter: must not be empty")
         return self
+
+
+def validate_section(name: str, section: Any) -> None:
+    """One section (e.g. a ``PPOConfig`` built in Python) against its entries of ``RANGES``
+    and ``CHOICES``: what the Python API checks, with the same one-line errors as a file."""
+    prefix = name + "."
+    for key, allowed in RANGES.items():
+        if key.startswith(prefix):
+            check_range(key, getattr(section, key[len(prefix):]), allowed)
+    for key, names in CHOICES.items():
+        if key.startswith(prefix):
+            check_choice(key, getattr(section, key[len(prefix):]), names)
 
 
 def _get(cfg: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         cfg = getattr(cfg, part)
     return cfg
-
-
-def _positive(cfg: Config, *keys: str) -> None:
-    for key in keys:
-        if _get(cfg, key) <= 0:
-            raise ConfigError(f"{key}: must be > 0 (got {_get(cfg, key)})")
 
 
 # ---- loading ---------------------------------------------------------------------------------
@@ -395,7 +581,20 @@ def from_dict(data: dict) -> Config:
     return _build(Config, data, "").validate()
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def decode_escapes(text: str) -> str:
+    r"""``\n`` -> newline, ``\t`` -> tab, ``\\`` -> one backslash; any other backslash is kept
+    as written (``C:\data`` stays as it is)."""
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), text)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
+    """``section.key=value`` -> (["section", "key"], value): the value is read as YAML, and a
+    string for a string field has its escapes decoded (see :func:`decode_escapes`) unless it was
+    written in YAML double quotes, which decode their own."""
     if "=" not in text:
         raise ConfigError(f"override '{text}': expected section.key=value, e.g. ppo.iterations=10")
     key, raw = text.split("=", 1)
@@ -404,7 +603,28 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if not raw.lstrip().startswith('"') and _is_text_field(parts):
+        if isinstance(value, str):
+            value = decode_escapes(value)
+        elif isinstance(value, list):
+            value = [decode_escapes(v) if isinstance(v, str) else v for v in value]
     return parts, value
+
+
+def _is_text_field(parts: list[str]) -> bool:
+    """Whether ``parts`` names a field typed ``str`` (or ``str | None``, ``list[str]``)."""
+    tp: Any = Config
+    for part in parts:
+        if not dataclasses.is_dataclass(tp):
+            return False
+        tp = typing.get_type_hints(tp).get(part)
+        if tp is None:
+            return False
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is list:
+        (tp,) = args
+        args = ()
+    return tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in args)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> Config:

@@ -5,7 +5,9 @@ per step. Labels stay floats end to end: Math-Shepherd-style soft labels (the fr
 completions that reach the right answer) become 0 when cast to int (method.md, "Pitfalls").
 
 Every reader checks each line and raises :class:`DataError` naming the file, the 1-based line and
-the field; with ``skip_bad=True`` it skips the line instead and says why in the report.
+the field; with ``skip_bad=True`` it skips the line instead and says why in the report. A line that
+is not UTF-8, or longer than ``MAX_ROW_BYTES``, is such a line (field ``<line>``); an over-long line
+is never read whole.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
+from prmrl.tasks.math_data import LineError, read_lines
+
+# Longest line read (bytes, without its newline): generous for a PRM800K trajectory with all its
+# rated completions (the shared samples' longest is 17 KB); past it a line is an error.
+MAX_ROW_BYTES = 4 << 20
 
 class DataError(ValueError):
     """A malformed line in a data file: the message names the file, the line and the field."""
@@ -90,30 +97,31 @@ def _read_lines(path: str | os.PathLike, parse: Callable[[dict], StepLabelRecord
                 skip_bad: bool) -> tuple[list[StepLabelRecord], ReadReport]:
     records: list[StepLabelRecord] = []
     report = ReadReport()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+    for lineno, line in read_lines(path, MAX_ROW_BYTES):
+        if not isinstance(line, LineError) and not line.strip():
+            continue
+        try:
             try:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise _Bad("<json>", f"invalid JSON ({e.msg} at column {e.colno})") from None
-                if not isinstance(obj, dict):
-                    raise _Bad("<json>", f"expected an object, got {type(obj).__name__}")
-                rec = parse(obj)
-            except _Bad as bad:
-                err = DataError(path, lineno, bad.field, bad.why)
-                if not skip_bad:
-                    raise err from None
-                report.n_skipped += 1
-                report.reasons.append(str(err))
-                continue
-            if rec is None:
-                report.n_empty += 1
-                continue
-            rec.meta.setdefault("line", lineno)
-            records.append(rec)
+                if isinstance(line, LineError):
+                    raise _Bad("<line>", str(line))
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise _Bad("<json>", f"invalid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise _Bad("<json>", f"expected an object, got {type(obj).__name__}")
+            rec = parse(obj)
+        except _Bad as bad:
+            err = DataError(path, lineno, bad.field, bad.why)
+            if not skip_bad:
+                raise err from None
+            report.n_skipped += 1
+            report.reasons.append(str(err))
+            continue
+        if rec is None:
+            report.n_empty += 1
+            continue
+        rec.meta.setdefault("line", lineno)
+        records.append(rec)
     report.n_read = len(records)
     return records, report
 

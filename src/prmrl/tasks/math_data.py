@@ -12,8 +12,9 @@ file given as ``path=``. Without a local file it tries the Hugging Face ``datase
 imported only then (it is not a dependency).
 
 Row policy: a malformed row (bad JSON, a missing or non-string field, a GSM8K answer without
-``####``) is an error that names the file, line and field; ``skip_bad=True`` skips it and counts
-the reason instead. A row whose gold answer is empty (two MATH train rows) is always skipped and
+``####``, bytes that are not UTF-8, a line longer than ``MAX_ROW_BYTES``) is an error that names
+the file, line and field; ``skip_bad=True`` skips it and counts the reason instead. An over-long
+line is never read whole: it is measured and skipped in bounded chunks. A row whose gold answer is empty (two MATH train rows) is always skipped and
 counted: there is nothing to grade against.
 """
 
@@ -29,6 +30,10 @@ from typing import Any
 
 # Environment variable that overrides where the local data copies are looked up.
 DATA_DIR_ENV = "PRMRL_DATA_DIR"
+
+# Longest JSONL line read (bytes, without its newline). The longest row of the shared copies is
+# under 5 KB; a line past this is an error (a 30 MB line once took 12 GB to parse).
+MAX_ROW_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -252,17 +257,52 @@ def load_problems(
     return problems, report
 
 
-def _jsonl_rows(file: Path, report: LoadReport) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed JSON or the JSONDecodeError) for each non-blank line."""
-    with open(file, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                report.blank_lines += 1
+class LineError(ValueError):
+    """A line that is not text of at most the size limit (see :func:`read_lines`)."""
+
+
+def read_lines(path: str | os.PathLike, max_bytes: int) -> Iterator[tuple[int, str | LineError]]:
+    """(1-based line number, the line decoded from UTF-8 without its line end, or a LineError
+    saying why it is not) for each line of ``path``. Lines end at ``\\n``. A line over
+    ``max_bytes`` bytes is never held in memory: it is skipped in chunks and its size reported."""
+    with open(path, "rb") as f:
+        lineno = 0
+        while True:
+            raw = f.readline(max_bytes + 1)
+            if not raw:
+                return
+            lineno += 1
+            ended = raw.endswith(b"\n")
+            if not ended and len(raw) > max_bytes:
+                size = len(raw)
+                while not ended:
+                    chunk = f.readline(1 << 16)
+                    if not chunk:
+                        break
+                    ended = chunk.endswith(b"\n")
+                    size += len(chunk) - ended
+                yield lineno, LineError(f"line of {size} bytes is over the limit of {max_bytes} bytes")
                 continue
+            raw = raw.rstrip(b"\r\n") if ended else raw
             try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                yield lineno, e
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, LineError(f"not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of the line)")
+
+
+def _jsonl_rows(file: Path, report: LoadReport) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON, the JSONDecodeError or the LineError) for each non-blank line."""
+    for lineno, line in read_lines(file, MAX_ROW_BYTES):
+        if isinstance(line, LineError):
+            yield lineno, line
+            continue
+        if not line.strip():
+            report.blank_lines += 1
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            yield lineno, e
 
 
 def _hub_rows(spec: TaskSpec, split: str) -> Iterator[tuple[int, Any]]:
@@ -324,6 +364,8 @@ def _to_problems(
 def _to_problem(
     spec: TaskSpec, split: str, lineno: int, row: Any, extract: Callable[[str], str]
 ) -> Problem | None:
+    if isinstance(row, LineError):
+        raise _BadRow("<line>", str(row))
     if isinstance(row, json.JSONDecodeError):
         raise _BadRow("<json>", f"bad JSON ({row.msg} at column {row.colno})")
     if not isinstance(row, dict):
