@@ -26,7 +26,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from prmrl.config import load_config  # noqa: E402
 from prmrl.evaluation.bon import roc_auc  # noqa: E402
-from prmrl.models.factory import quiet_transformers, run_sft  # noqa: E402
+from prmrl.jobs.sft import run_sft  # noqa: E402
+from prmrl.models.factory import quiet_transformers  # noqa: E402
+from prmrl.tasks.arith import PROMPT_TEMPLATE  # noqa: E402
 
 
 def step_kinds(problem, steps: list[str], confusion_rate: float = 0.0) -> list[str]:
@@ -93,7 +95,7 @@ def main() -> None:
                                 prompt_fn=task.prompt, grade_batch=task.grade_batch,
                                 delimiter=task.delimiter, n_samples=4, temperature=1.0,
                                 max_new_tokens=cfg.eval.max_new_tokens, seed=cfg.run.seed + 7)
-    prm = load_prm(args.prm, "native", prompt_template="{question}\n", delimiter=task.delimiter)
+    prm = load_prm(args.prm, "native", prompt_template=PROMPT_TEMPLATE, delimiter=task.delimiter)
     scores = prm.score([task.test_questions[a.problem] for a in answers], [a.steps for a in answers],
                        batch_size=256)
     oracle = oracle_step_labels(task.test_problems, answers)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prmrl.evaluation.bon import (AGGREGATIONS, accuracy_at, argmax_first, best_of_n, format_bon_table,
-                                  majority_at_n, majority_vote, roc_auc, weighted_vote,
+from prmrl.evaluation.bon import (AGGREGATIONS, accuracy_at, argmax_first, best_of_n, bon_metrics,
+                                  format_bon_table, majority_at_n, majority_vote, roc_auc, weighted_vote,
                                   weighted_vote_at_n)
 
 
@@ -147,3 +147,84 @@ def test_format_table_has_every_method():
     result = {m: acc for m in ("greedy", "majority", "orm", "prm_min", "prm_last", "prm_prod", "prm_mean")}
     text = format_bon_table({**result, "prm_step_auc": 0.9})
     assert "prm_prod" in text and "N=2" in text and "0.750" in text and "prm_step_auc" in text
+
+
+# ---- the whole table ------------------------------------------------------------------------------
+
+# Two problems, three samples each. Per sample: right?, final answer, ORM score, PRM step scores,
+# oracle step labels.
+#   p0: s0 wrong "4" orm 0.9 steps [0.9, 0.1]  oracle [1, 0]   min 0.1  last 0.1  prod 0.09   mean 0.5
+#       s1 right "5" orm 0.2 steps [0.6, 0.7]  oracle [1, 1]   min 0.6  last 0.7  prod 0.42   mean 0.65
+#       s2 right "5" orm 0.3 steps [0.5, 0.9]  oracle [1, 1]   min 0.5  last 0.9  prod 0.45   mean 0.7
+#   p1: s0 right "7" orm 0.4 steps [0.8, 0.9]  oracle [1, 1]   min 0.8  last 0.9  prod 0.72   mean 0.85
+#       s1 wrong "8" orm 0.6 steps [0.7, 0.95] oracle [1, 0]   min 0.7  last 0.95 prod 0.665  mean 0.825
+#       s2 wrong "8" orm --- steps [---, 0.3]  oracle [0, 0]   min 0.3  last 0.3  prod 0.3    mean 0.3
+# Greedy: p0 right, p1 wrong.
+HAND = dict(
+    correct=[[False, True, True], [True, False, False]],
+    finals=[["4", "5", "5"], ["7", "8", "8"]],
+    orm_scores=[[0.9, 0.2, 0.3], [0.4, 0.6, None]],
+    step_scores=[[[0.9, 0.1], [0.6, 0.7], [0.5, 0.9]], [[0.8, 0.9], [0.7, 0.95], [None, 0.3]]],
+    greedy_correct=[True, False],
+)
+ORACLE = [[[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]], [[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]]
+
+
+def test_bon_metrics_by_hand():
+    r = bon_metrics([3, 1], **HAND, oracle=ORACLE)
+    # N=1 is each problem's first sample (p0 wrong, p1 right) for every picker: 0.5
+    expected_n3 = {
+        "greedy": 0.5,       # p0 right, p1 wrong, whatever N
+        "majority": 0.5,     # p0 "5" x2 (right); p1 "8" x2 (wrong)
+        "orm": 0.0,          # p0 0.9 -> s0 (wrong); p1 0.6 -> s1 (wrong; None ranks last)
+        "prm_min": 1.0,      # p0 0.6 -> s1 (right); p1 0.8 -> s0 (right; None step skipped: 0.3)
+        "prm_last": 0.5,     # p0 0.9 -> s2 (right); p1 0.95 -> s1 (wrong)
+        "prm_prod": 1.0,     # p0 0.45 -> s2; p1 0.72 -> s0
+        "prm_mean": 1.0,     # p0 0.7 -> s2; p1 0.85 -> s0
+        "orm_vote": 0.0,     # p0 "4" 0.9 > "5" 0.2 + 0.3; p1 "8" 0.6 + (None: 0) > "7" 0.4
+        "prm_vote": 0.5,     # by min: p0 "5" 0.6 + 0.5 > "4" 0.1; p1 "8" 0.7 + 0.3 > "7" 0.8
+        "pass": 1.0,         # each problem has a right sample among its three
+    }
+    for method, acc in expected_n3.items():
+        assert list(r[method]) == ["1", "3"], method                 # N sorted, as strings
+        assert r[method]["3"] == pytest.approx(acc), method
+        assert r[method]["1"] == pytest.approx(0.5), method
+    # Steps with a score: 11 (one None left out); positives 0.9 0.6 0.7 0.5 0.9 0.8 0.9 0.7, each
+    # above the negatives 0.1 and 0.3 but below 0.95 -> AUC 16/24. At 0.5: only 0.95 (label 0)
+    # is on the wrong side -> 10/11.
+    assert r["n_steps_scored"] == 11
+    assert r["prm_step_auc"] == pytest.approx(2 / 3)
+    assert r["prm_step_accuracy"] == pytest.approx(10 / 11)
+    assert r["oracle_step_positive_rate"] == pytest.approx(8 / 11)
+    assert r["sampling_accuracy"] == pytest.approx(3 / 6)
+    assert r["n_problems"] == 2
+    assert "prm_step_auc" in format_bon_table(r)
+
+
+def test_bon_metrics_without_oracle_and_shape_checks():
+    r = bon_metrics([1, 2], **HAND)
+    assert math.isnan(r["prm_step_auc"]) and "prm_step_accuracy" not in r and "n_steps_scored" not in r
+    assert r["prm_last"] == {"1": 0.5, "2": 0.5}       # N=2: p0 0.7 -> s1 (right); p1 0.95 -> s1 (wrong)
+    with pytest.raises(ValueError):                      # more samples asked for than drawn
+        bon_metrics([4], **HAND)
+    with pytest.raises(ValueError):                      # oracle for one problem only
+        bon_metrics([1], **HAND, oracle=ORACLE[:1])
+
+
+def test_plot_bon_writes_a_png(tmp_path):
+    from prmrl.evaluation.plots import plot_bon
+
+    path = plot_bon(bon_metrics([1, 2, 3], **HAND, oracle=ORACLE), tmp_path / "sub" / "bon.png")
+    assert path.stat().st_size > 1000
+
+
+def test_evaluation_bon_imports_nothing_from_prmrl():
+    """The metrics module sits at the bottom of the package: no prmrl import, lazy or not."""
+    import ast
+
+    import prmrl.evaluation.bon as bon
+
+    tree = ast.parse(open(bon.__file__).read())
+    modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    modules += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert modules and not [m for m in modules if m.split(".")[0] == "prmrl"]

@@ -63,7 +63,7 @@ def test_quick_reproduce_overrides_are_a_valid_config():
 def test_probe_returns_by_hand():
     """Every step scored 0.8 (0.2 for the final line): k copies add 0.8 each to the naive
     return; Clip (eta 0.5) charges only the final line; Delta stays at r_1."""
-    from prmrl.jobs.ablation import probe_returns
+    from prmrl.jobs.probe import probe_returns
 
     base = [("q1", ["s1", "s2", "end"]), ("q2", ["t1", "end"])]
 

@@ -169,53 +169,99 @@ def stepping_policy():
     return model, tok
 
 
-def test_jobs_smoke(tmp_path):
-    from prmrl.jobs.rm import bon_job, label_job, labels_path, orm_path, prm_path, train_rm_job
+def test_jobs_smoke(tmp_path, capsys):
+    from prmrl.evaluation.bon import format_bon_table
+    from prmrl.jobs.bon import bon_job
+    from prmrl.jobs.rm import label_job, labels_path, orm_path, prm_path, train_rm_job
     from prmrl.rm.records import read_records
 
     model, tok = stepping_policy()
-    policy = tmp_path / "policy"
+    policy = str(tmp_path / "policy")
     save_model(model, tok, policy)
     cfg = load_config(None, [
-        f"model.policy={policy}", "task.n_train=40", "task.n_test=10",
+        "task.n_train=40", "task.n_test=10",
         "rm.n_problems=6", "rm.samples_per_problem=2", "rm.completions_per_step=2",
         "rm.max_new_tokens=12", "rm.epochs=1", "rm.batch_size=4", "rm.bon_n=[1,2,4]",
         "rm.bon_problems=4", f"run.cache_dir={tmp_path / 'cache'}", f"run.out_dir={tmp_path / 'run'}",
         "run.progress=false"])
 
-    stats = label_job(cfg)
+    stats = label_job(cfg, policy)
     assert not stats["reused"] and stats["n_answers"] == 12
+    assert stats["settings"]["policy"] == policy
     assert 0 < stats["n_unique_prefixes"] <= stats["n_prefixes"]
-    recs, _ = read_records(labels_path(cfg))
+    recs, _ = read_records(labels_path(cfg, policy))
     assert len(recs) == 12
     for r in recs:
         assert len(r.labels) == len(r.steps) == len(r.meta["oracle"]) == len(r.meta["auto"])
         assert all(isinstance(x, float) and 0 <= x <= 1 for x in r.labels)
         if r.steps:
             assert r.labels[-1] == float(r.meta["success"])
-    assert label_job(cfg)["reused"]
+    assert label_job(cfg, policy)["reused"]
 
-    result = bon_job(cfg)
-    for key in ("greedy", "majority", "orm", "prm_min", "prm_last", "prm_prod", "prm_mean"):
+    result = bon_job(cfg, policy)
+    assert capsys.readouterr().out == ""                 # printing is the caller's
+    for key in ("greedy", "majority", "orm", "prm_min", "prm_last", "prm_prod", "prm_mean",
+                "orm_vote", "prm_vote", "pass"):
         assert list(result[key]) == ["1", "2", "4"]
         assert all(0.0 <= v <= 1.0 for v in result[key].values())
     assert len(set(result["greedy"].values())) == 1
     assert isinstance(result["prm_step_auc"], float)
+    assert result["n_problems"] == 4 and result["models"]["policy"] == policy
+    assert result["models"]["orm"] == str(orm_path(cfg, policy))
+    assert result["models"]["prm"] == str(prm_path(cfg, policy))
     saved = json.loads((tmp_path / "run" / "bon.json").read_text())
     assert saved["orm"] == result["orm"]
     assert (tmp_path / "run" / "bon.png").stat().st_size > 0
-    for kind, path in (("orm", orm_path(cfg)), ("prm", prm_path(cfg))):
+    assert format_bon_table(result).splitlines()[0].split() == ["method", "N=1", "N=2", "N=4"]
+    for kind, path in (("orm", orm_path(cfg, policy)), ("prm", prm_path(cfg, policy))):
         assert (path / "config.json").exists()
         rows = (tmp_path / "run" / f"train-{kind}" / "metrics.jsonl").read_text().splitlines()
         assert len(rows) == math.ceil(12 / 4) and "losses/bce" in json.loads(rows[0])
         assert (tmp_path / "run" / f"train-{kind}" / "config.yaml").exists()
+        assert json.loads((tmp_path / "run" / f"train-{kind}" / "train.json").read_text())["init"] == policy
         # cached: a second call returns the same model without training again
         mtime = (path / "config.json").stat().st_mtime
-        assert train_rm_job(cfg, kind) == path and (path / "config.json").stat().st_mtime == mtime
+        assert train_rm_job(cfg, kind, policy) == path and (path / "config.json").stat().st_mtime == mtime
     # the PRM is keyed by its labels, the ORM is not
-    soft, hard = (load_config(None, [f"model.policy={policy}", f"rm.soft_labels={v}",
-                                     f"run.cache_dir={tmp_path / 'cache'}"]) for v in ("true", "false"))
-    assert prm_path(hard) != prm_path(soft) and orm_path(hard) == orm_path(soft)
+    soft, hard = (load_config(None, [f"rm.soft_labels={v}", f"run.cache_dir={tmp_path / 'cache'}"])
+                  for v in ("true", "false"))
+    assert prm_path(hard, policy) != prm_path(soft, policy) and orm_path(hard, policy) == orm_path(soft, policy)
+    # another policy, other labels and reward models
+    other = str(tmp_path / "other")
+    assert labels_path(cfg, other) != labels_path(cfg, policy)
+    assert orm_path(cfg, other) != orm_path(cfg, policy) and prm_path(cfg, other) != prm_path(cfg, policy)
+
+
+def test_cache_keys_name_a_cached_sft_policy_by_its_folder(tmp_path, monkeypatch):
+    """The cached SFT policy keeps the id the keys always gave it (``sft:<sft key>``), however its
+    path is spelt; another folder under ``{cache}/sft`` is named by its folder name; any other
+    model by its path. ``rm.completer`` / ``rm.init`` unset mean the policy itself."""
+    from prmrl.jobs.rm import label_key, model_id, orm_path, prm_path
+    from prmrl.jobs.sft import sft_key, sft_policy_path
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, ["run.cache_dir=cache"])
+    sft = sft_policy_path(cfg)
+    assert model_id(cfg, sft) == model_id(cfg, str(sft)) == f"sft:{sft_key(cfg)}"
+    assert model_id(cfg, tmp_path / sft) == model_id(cfg, f"./{sft}/") == f"sft:{sft_key(cfg)}"
+    assert model_id(cfg, "cache/sft/mine") == "sft:mine"
+    assert model_id(cfg, "elsewhere/arith-abc") == "elsewhere/arith-abc"
+    assert model_id(cfg, "cache/sft/mine/sub") == "cache/sft/mine/sub"
+    # the keys follow the id, not the spelling
+    assert label_key(cfg, sft) == label_key(cfg, tmp_path / sft)
+    assert prm_path(cfg, sft) == prm_path(cfg, tmp_path / sft)
+    # an unset completer / init is the policy: naming it explicitly keys the same
+    same = load_config(None, ["run.cache_dir=cache", f"rm.completer={sft}", f"rm.init={sft}"])
+    assert label_key(same, sft) == label_key(cfg, sft)
+    assert prm_path(same, sft) == prm_path(cfg, sft) and orm_path(same, sft) == orm_path(cfg, sft)
+    other = load_config(None, ["run.cache_dir=cache", "rm.init=elsewhere/base"])
+    assert orm_path(other, sft) != orm_path(cfg, sft)
+
+
+def test_rm_jobs_take_the_policy_and_train_no_sft():
+    import prmrl.jobs.rm as rm
+
+    assert "run_sft" not in vars(rm) and "sft_key" not in vars(rm)
 
 
 def test_sample_texts_matches_hf_generate_and_keeps_budgets(tiny):

@@ -1,15 +1,16 @@
 """Best-of-N selection and the small statistics behind reward-model evaluation.
 
 Pure Python on lists of numbers: how a PRM's per-step scores become one score per answer
-(``AGGREGATIONS``), majority voting, picking the best of the first N samples, and a rank-based
-ROC AUC (scikit-learn is not a dependency). A score of ``None`` or NaN means "could not score"
+(``AGGREGATIONS``), majority voting, picking the best of the first N samples, a rank-based
+ROC AUC (scikit-learn is not a dependency), and :func:`bon_metrics`, the whole Best-of-N table
+from scores and correctness. Nothing here loads a model or imports the rest of prmrl (the
+plot is :func:`prmrl.evaluation.plots.plot_bon`). A score of ``None`` or NaN means "could not score"
 and ranks below every real score; it is never turned into 0 silently.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Callable, Sequence
 
 Score = float | None
@@ -167,6 +168,59 @@ def accuracy_at(scores: Sequence[float], labels: Sequence[float], threshold: flo
     return sum((s >= threshold) == (y >= 0.5) for s, y in zip(scores, labels, strict=True)) / len(scores)
 
 
+# ---- the Best-of-N table ---------------------------------------------------------------------------
+
+def bon_metrics(ns: Sequence[int], correct: Sequence[Sequence[bool]], finals: Sequence[Sequence[str | None]],
+                orm_scores: Sequence[Sequence[Score]], step_scores: Sequence[Sequence[Sequence[Score]]],
+                greedy_correct: Sequence[bool],
+                oracle: Sequence[Sequence[Sequence[float]]] | None = None) -> dict:
+    """Accuracy of each way of picking an answer, per N, and the PRM's step-level figures.
+
+    One list per problem, one entry per sample (at least ``max(ns)`` of them, same order in
+    every argument): ``correct`` (is the sample right), ``finals`` (its final answer, normalised,
+    None: none; what voting compares), ``orm_scores`` (its ORM score), ``step_scores`` (its PRM
+    score per step); ``greedy_correct``: one bool per problem; ``oracle``: the true label of each
+    step, shaped like ``step_scores``, or None when the task has no step checker.
+
+    Returns, each keyed by ``str(N)``: ``greedy`` (the same at every N), ``majority``, ``orm``,
+    ``prm_{min,last,prod,mean}`` (best of N by the aggregated step scores), ``orm_vote`` /
+    ``prm_vote`` (votes weighted by the ORM score / the PRM's min step score, Math-Shepherd's
+    "self-consistency + reward model") and ``pass`` (any of the first N right); then
+    ``prm_step_auc`` (NaN without ``oracle``), with ``oracle`` also ``prm_step_accuracy`` (at
+    0.5), ``n_steps_scored`` and ``oracle_step_positive_rate``; ``sampling_accuracy`` (over
+    every sample) and ``n_problems``. Unscorable steps (None) are left out of the step figures.
+    """
+    n = len(correct)
+    ns = sorted(ns)
+    result: dict = {
+        "greedy": {str(N): sum(map(bool, greedy_correct)) / max(1, n) for N in ns},
+        "majority": {str(N): majority_at_n(finals, correct, N) for N in ns},
+        "orm": {str(N): best_of_n(orm_scores, correct, N) for N in ns},
+    }
+    aggregated = {name: [[fn(s) for s in problem] for problem in step_scores]
+                  for name, fn in AGGREGATIONS.items()}
+    for name, agg in aggregated.items():
+        result[f"prm_{name}"] = {str(N): best_of_n(agg, correct, N) for N in ns}
+    result["orm_vote"] = {str(N): weighted_vote_at_n(finals, orm_scores, correct, N) for N in ns}
+    result["prm_vote"] = {str(N): weighted_vote_at_n(finals, aggregated["min"], correct, N) for N in ns}
+    result["pass"] = {str(N): sum(any(c[:N]) for c in correct) / max(1, n) for N in ns}
+    if oracle is not None:
+        pairs = [(s, y) for p_scores, p_labels in zip(step_scores, oracle, strict=True)
+                 for ss, ys in zip(p_scores, p_labels, strict=True)
+                 for s, y in zip(ss, ys, strict=True) if s is not None]
+        xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+        result["prm_step_auc"] = roc_auc(xs, ys)
+        result["prm_step_accuracy"] = accuracy_at(xs, ys, 0.5)
+        result["n_steps_scored"] = len(pairs)
+        result["oracle_step_positive_rate"] = sum(y >= 0.5 for y in ys) / max(1, len(ys))
+    else:
+        result["prm_step_auc"] = math.nan
+    n_samples = sum(len(c) for c in correct)
+    result["sampling_accuracy"] = sum(bool(x) for c in correct for x in c) / max(1, n_samples)
+    result["n_problems"] = n
+    return result
+
+
 # ---- report ------------------------------------------------------------------------------------
 
 BON_METHODS = ["greedy", "majority", "orm", "prm_min", "prm_last", "prm_prod", "prm_mean",
@@ -185,28 +239,3 @@ def format_bon_table(result: dict) -> str:
         if key in result:
             lines.append(f"{key}: {result[key]:.3f}")
     return "\n".join(lines)
-
-
-def plot_bon(result: dict, path) -> None:
-    """Accuracy against N (log2 axis), one line per method."""
-    from pathlib import Path
-
-    from prmrl.evaluation.plots import _pyplot
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for m in [m for m in BON_METHODS + ["pass"] if m in result]:
-        ns = [int(n) for n in result[m]]
-        style = {"linestyle": ":"} if m in ("greedy", "pass") else {}
-        ax.plot(ns, [result[m][str(n)] for n in ns], marker="o", label=m, **style)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ns, [str(n) for n in ns])
-    ax.set_xlabel("N (samples per problem)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Best-of-N, {result.get('n_problems', '?')} test problems")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -1,4 +1,5 @@
-"""PNG plots of training metrics (matplotlib, no display needed)."""
+"""PNG plots of training metrics, ablation curves and the Best-of-N table (matplotlib, no display
+needed)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,31 @@ def plot_lines(series: dict[str, tuple[list, list]], title: str, xlabel: str, yl
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_bon(result: dict, path: str | Path) -> Path:
+    """Accuracy against N (log2 axis), one line per method of a Best-of-N result
+    (:func:`prmrl.evaluation.bon.bon_metrics`)."""
+    from prmrl.evaluation.bon import BON_METHODS
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for m in [m for m in BON_METHODS + ["pass"] if m in result]:
+        ns = [int(n) for n in result[m]]
+        style = {"linestyle": ":"} if m in ("greedy", "pass") else {}
+        ax.plot(ns, [result[m][str(n)] for n in ns], marker="o", label=m, **style)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set_xlabel("N (samples per problem)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Best-of-N, {result.get('n_problems', '?')} test problems")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

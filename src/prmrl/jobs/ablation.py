@@ -1,8 +1,9 @@
-"""The paper's ablation on the embedded task (`prmrl reproduce`) and the repetition probe
-(`prmrl probe`).
+"""The paper's ablation on the embedded task (`prmrl reproduce`); the repetition probe
+(`prmrl probe`) is in :mod:`prmrl.jobs.probe`.
 
-Every arm starts from the same SFT policy and uses the same cached reward models; only the
-reward section of the config differs. Runs go two at a time in separate processes (one torch
+Every arm starts from the config's SFT policy (trained once and cached, `prmrl.jobs.sft.run_sft`;
+``model.policy`` is not used) and uses the same cached reward models, trained on that policy's
+labelled answers; only the reward section of the config differs. Runs go two at a time in separate processes (one torch
 thread each), which uses the two cores better than one run with two threads.
 """
 
@@ -17,7 +18,8 @@ from pathlib import Path
 from statistics import mean, pstdev
 
 from prmrl.config import ALL_ARMS, ARMS, Config, from_dict  # noqa: F401 (re-exported)
-from prmrl.runs import atomic_write_text, read_jsonl, start_run, write_json
+from prmrl.rl.checkpoint import latest_checkpoint
+from prmrl.runs import atomic_write_text, claim_run_dir, read_jsonl, start_run, write_json
 
 FINAL_METRICS = ["greedy_accuracy", "sampling_accuracy", "steps_per_answer", "repeated_step_rate",
                  "mean_response_tokens"]
@@ -43,6 +45,8 @@ def arm_config(cfg: Config, arm: dict, seed: int, orm: str, prm: str, out_dir: P
     d["run"]["out_dir"] = str(out_dir)
     d["run"]["threads"] = 1
     d["run"]["progress"] = False
+    # run.resume continues an arm that has a checkpoint and starts the others afresh
+    d["run"]["resume"] = cfg.run.resume and latest_checkpoint(out_dir) is not None
     return d
 
 
@@ -75,12 +79,15 @@ def reproduce(cfg: Config, seeds: list[int], arms: dict[str, dict], workers: int
 
     t0 = time.time()
     out = Path(cfg.run.out_dir)
+    for name in arms:          # refuse before hours of work, not in the first arm's worker
+        for seed in seeds:
+            claim_run_dir(out / name / f"seed{seed}", resume=cfg.run.resume, overwrite=cfg.run.overwrite)
     start_run(out, cfg)
     sft = str(run_sft(cfg))
     needs_orm = any("orm" in a for a in arms.values())
     needs_prm = any("prm" in a for a in arms.values())
-    orm = str(train_rm_job(cfg, "orm")) if needs_orm else ""
-    prm = str(train_rm_job(cfg, "prm")) if needs_prm else ""
+    orm = str(train_rm_job(cfg, "orm", sft)) if needs_orm else ""
+    prm = str(train_rm_job(cfg, "prm", sft)) if needs_prm else ""
     t_setup = time.time() - t0
     jobs = [(name, seed, arm_config(cfg, arm, seed, orm, prm, out / name / f"seed{seed}"))
             for seed in seeds for name, arm in arms.items()]
@@ -147,67 +154,3 @@ def plot_curves(out: Path, arms: list[str], seeds: list[int]) -> None:
             bands[name] = [pstdev(by_it[i]) if len(by_it[i]) > 1 else 0.0 for i in its]
         if series:
             plot_lines(series, title, "iteration", title, out / "plots" / f"{key.replace('/', '_')}.png", bands)
-
-
-# ---- the repetition probe --------------------------------------------------------------------
-
-def probe_returns(base: list[tuple[str, list[str]]], prm, *, eta: float, max_copies: int = 10) -> dict:
-    """The probe's arithmetic: for k = 0..max_copies, each answer in ``base`` (question, steps)
-    with k copies of its second-to-last step inserted before its last, scored by ``prm``
-    (questions, step lists) -> per-step scores or None; the mean learned-reward return of each
-    refinement. An answer the PRM cannot score in full at some k (a step past its context) is
-    left out at every k, and counted, so each k averages the same answers."""
-    from prmrl.rewards.shaping import SHAPING_METHODS, shape_step_rewards
-
-    methods = [m for m in SHAPING_METHODS if m != "normed"] + ["normed"]
-    scores_by_k = []
-    for k in range(max_copies + 1):
-        variants = [(q, st[:-1] + [st[-2]] * k + st[-1:]) for q, st in base]
-        scores_by_k.append(prm([q for q, _ in variants], [st for _, st in variants]))
-    keep = [i for i in range(len(base)) if all(None not in rows[i] for rows in scores_by_k)]
-    if not keep:
-        raise ValueError("probe: the PRM could not score any answer at every k")
-    returns = {m: [mean(sum(shape_step_rewards(rows[i], m, eta=eta)) for i in keep) for rows in scores_by_k]
-               for m in methods}
-    return {"k": list(range(max_copies + 1)), "returns": returns,
-            "mean_step_score": [mean(mean(rows[i]) for i in keep) for rows in scores_by_k],
-            "n_answers": len(keep), "n_unscorable_answers": len(base) - len(keep), "eta": eta}
-
-
-def repetition_probe(cfg: Config, max_copies: int = 10, n_answers: int = 200) -> dict:
-    """Append k copies of a correct step before the final line of held-out answers, score them
-    with the trained PRM, and report each refinement's learned-reward return against k."""
-    from prmrl.models.factory import load_policy, load_tokenizer
-    from prmrl.jobs.sft import run_sft
-    from prmrl.models.sampler import generate
-    from prmrl.jobs.rm import train_rm_job
-    from prmrl.rewards.scorers import PRMReward
-    from prmrl.steps import steps_for_batch
-    from prmrl.tasks import make_task
-
-    out = Path(cfg.run.out_dir)
-    start_run(out, cfg)
-    task = make_task(cfg.task)
-    sft = run_sft(cfg)
-    prm_path = train_rm_job(cfg, "prm")
-    tok = load_tokenizer(sft)
-    qs, golds = task.test_questions[:n_answers], task.test_golds[:n_answers]
-    gen = generate(load_policy(sft), tok, [task.prompt(q) for q in qs],
-                   max_new_tokens=cfg.eval.max_new_tokens, greedy=True)
-    verdicts = task.grade_batch(gen.texts, golds)
-    steps = steps_for_batch(tok, gen.response_ids.tolist(), task.delimiter)
-    # Keep right answers with a computation step to repeat (one that is not the final line).
-    base = [(q, s.texts) for q, s, v in zip(qs, steps, verdicts) if v is True and len(s.texts) >= 2]
-    if not base:
-        raise ValueError(f"probe: none of the policy's {len(qs)} greedy held-out answers is right "
-                         f"with a step before its final line; nothing to repeat ({sft})")
-    prm = PRMReward(str(prm_path), prompt_template="{question}\n", delimiter=task.delimiter)
-    report = probe_returns(base, prm, eta=cfg.reward.eta, max_copies=max_copies)
-    report["prm"] = str(prm_path)
-    write_json(out / "probe.json", report)
-    from prmrl.evaluation.plots import plot_lines
-
-    plot_lines({m: (report["k"], v) for m, v in report["returns"].items()},
-               "learned-reward return vs repeated steps", "copies of a correct step (k)",
-               "sum of per-step rewards", out / "probe.png")
-    return report
