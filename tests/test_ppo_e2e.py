@@ -11,9 +11,9 @@ import torch
 
 from prmrl.config import load_config
 from prmrl.models.factory import build_tiny_policy, save_model
-from prmrl.rl.trainer import PPOTrainer, Scorers
+from prmrl.rl.trainer import PPOTrainer
 from prmrl.rewards.scorers import SuccessReward
-from prmrl.tasks import arith
+from prmrl.tasks import Task, arith
 
 pytestmark = pytest.mark.slow
 
@@ -34,12 +34,15 @@ def tiny_policy(tmp_path_factory):
     return path
 
 
-def make_trainer(cfg, path, prm=None, orm=None):
-    from prmrl.models.factory import load_policy, load_scalar_model, load_tokenizer
+def arith_task(questions=("Start with 3. (a) 4 more.",), golds=("7",)) -> Task:
+    return Task(name="arith", train_questions=list(questions), train_golds=list(golds),
+                test_questions=[], test_golds=[], prompt=arith.prompt,
+                grade_batch=lambda rs, gs: [arith.grade(r, g) for r, g in zip(rs, gs)], delimiter="\n")
 
-    tok = load_tokenizer(path)
-    scorers = Scorers(success=SuccessReward(grade=arith.grade), prm=prm, orm=orm)
-    return PPOTrainer(cfg, load_policy(path), load_scalar_model(path), tok, scorers, arith.prompt)
+
+def make_trainer(cfg, path, prm=None, orm=None):
+    return PPOTrainer(str(path), ppo=cfg.ppo, reward=cfg.reward, task=arith_task(),
+                      success=SuccessReward(grade=arith.grade), prm=prm, orm=orm)
 
 
 @pytest.mark.parametrize("shaping", ["none", "clip", "delta", "clip_delta", "min_form", "normed"])
@@ -49,10 +52,10 @@ def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy, shaping):
     from prmrl.rewards.shaping import shape_step_rewards
 
     torch.manual_seed(0)
-    def fake_prm(questions, steps):
+    def fake_prm(prompts, steps, **columns):
         return [[0.25 + 0.5 * (k % 2) for k in range(len(s))] for s in steps]
-    def fake_orm(questions, answers):
-        return [0.6 for _ in answers]
+    def fake_orm(prompts, completions, **columns):
+        return [0.6 for _ in completions]
     cfg = tiny_cfg(tmp_path, "reward.prm=fake", f"reward.shaping={shaping}", "reward.prm_alpha=0.5",
                    "reward.orm=fake", "reward.orm_alpha=0.5", "reward.eta=0.5", "ppo.kl_beta=0.0")
     tr = make_trainer(cfg, tiny_policy, prm=fake_prm, orm=fake_orm)
@@ -74,6 +77,7 @@ def test_rewards_land_on_the_right_tokens(tmp_path, tiny_policy, shaping):
     b.step_end_index = torch.tensor([st.end_tokens])
     b.step_mask = torch.ones(1, 3, dtype=torch.bool)
     b.old_logprobs = None                  # the sampler's were for the sampled answers
+    b.extra = {"prompts": [arith.prompt("Start with 3. Add 4.")]}
     tr.score(b)
     tr.shape(b)
     r = b.token_rewards[0]
@@ -146,8 +150,8 @@ def test_success_reward_moves_the_policy_toward_reward(tmp_path):
                    "ppo.minibatch_size=64", "ppo.ppo_epochs=2", "ppo.actor_lr=3e-3", "ppo.kl_beta=0.0")
     rewards = SuccessReward(grade=lambda r, g: r[:1].isdigit())
     from prmrl.models.factory import load_policy, load_scalar_model
-    tr = PPOTrainer(cfg, load_policy(path), load_scalar_model(path), tok, Scorers(success=rewards),
-                    lambda q: q)
+    tr = PPOTrainer(load_policy(path), tokenizer=tok, critic=load_scalar_model(path), ppo=cfg.ppo,
+                    reward=cfg.reward, prompts=["Say:"], success=rewards)
     rates = []
     torch.manual_seed(0)
     for it in range(cfg.ppo.iterations):

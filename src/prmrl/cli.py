@@ -51,9 +51,24 @@ def _config(args, extra: list[str] | None = None) -> Config:
     return cfg
 
 
+def _policy(cfg: Config) -> str:
+    """The base policy of a command: ``model.policy``, else the embedded task's SFT policy
+    (trained once, cached)."""
+    from prmrl.jobs.sft import run_sft
+
+    return cfg.model.policy or str(run_sft(cfg))
+
+
 def _out_dir_given(args) -> bool:
-    return any(o.split("=", 1)[0].strip() == "run.out_dir" for o in args.overrides) or (
-        args.config is not None and "out_dir" in open(args.config).read())
+    """Whether the command line or the config file names run.out_dir (the config loaded fine)."""
+    import yaml
+
+    if any(o.split("=", 1)[0].strip() == "run.out_dir" for o in args.overrides):
+        return True
+    if args.config is None:
+        return False
+    data = yaml.safe_load(open(args.config)) or {}
+    return "out_dir" in (data.get("run") or {})
 
 
 @command("demo", "the embedded pipeline end to end: SFT, PPO with the success reward, evaluation")
@@ -84,11 +99,9 @@ def cmd_sft(args) -> int:
                   "the run in run.out_dir from its last checkpoint")
 def cmd_train(args) -> int:
     from prmrl.jobs.ppo import run_ppo
-    from prmrl.jobs.sft import run_sft
 
     cfg = _config(args)
-    policy = cfg.model.policy or run_sft(cfg)
-    out = run_ppo(cfg, policy, cfg.run.out_dir)
+    out = run_ppo(cfg, _policy(cfg), cfg.run.out_dir)
     if int(os.environ.get("RANK", "0")) == 0:     # one report under `accelerate launch`
         print(json.dumps({k: round(v, 4) for k, v in out["last"].items() if isinstance(v, float)}, indent=1))
         print(f"policy: {out['policy']}")
@@ -116,7 +129,8 @@ def cmd_eval(args) -> int:
 def cmd_label(args) -> int:
     from prmrl.jobs.rm import label_job
 
-    out = label_job(_config(args), force=args.force)
+    cfg = _config(args)
+    out = label_job(cfg, policy=_policy(cfg), force=args.force)
     print(json.dumps(out, indent=1, default=str))
     return 0
 
@@ -125,22 +139,26 @@ def cmd_label(args) -> int:
 def cmd_train_rm(args) -> int:
     from prmrl.jobs.rm import train_rm_job
 
-    path = train_rm_job(_config(args), args.kind, force=args.force)
+    cfg = _config(args)
+    path = train_rm_job(cfg, args.kind, policy=_policy(cfg), force=args.force)
     print(f"{args.kind.upper()}: {path}")
     return 0
 
 
 @command("bon", "Best-of-N with the ORM and PRM vs majority vote and greedy; PRM step AUC")
 def cmd_bon(args) -> int:
-    from prmrl.jobs.rm import bon_job
+    from prmrl.evaluation.bon import format_bon_table
+    from prmrl.jobs.bon import bon_job
 
-    bon_job(_config(args))
+    cfg = _config(args)
+    print(format_bon_table(bon_job(cfg, policy=_policy(cfg))))
     return 0
 
 
 @command("reproduce", "the paper's ablation on the embedded task: SR, +ORM, +PRM, Clip, Delta, Clip-Delta")
 def cmd_reproduce(args) -> int:
-    from prmrl.jobs.ablation import ALL_ARMS, reproduce, results_markdown
+    from prmrl.config import ALL_ARMS
+    from prmrl.jobs.ablation import reproduce, results_markdown
 
     cfg = _config(args, QUICK_REPRODUCE if args.quick else [])
     a = cfg.ablation
@@ -154,7 +172,7 @@ def cmd_reproduce(args) -> int:
 
 @command("probe", "the repetition probe: PRM return vs k appended copies of a correct step")
 def cmd_probe(args) -> int:
-    from prmrl.jobs.ablation import repetition_probe
+    from prmrl.jobs.probe import repetition_probe
 
     cfg = _config(args)
     report = repetition_probe(cfg)

@@ -49,34 +49,133 @@ def masked_whiten(x: Tensor, mask: Tensor, shift_mean: bool = True, eps: float =
     return _zero_pad(whitened, mask)
 
 
-def logprobs_from_logits(logits: Tensor, labels: Tensor) -> Tensor:
-    """Log-probability of each label under ``logits``.
+# Chunks of the logits are processed in turn (rows of the flattened (B*T, V)), each at most
+# about this many elements, so the float32 temporaries of the log-prob and entropy passes stay
+# bounded (64 MiB in float32) whatever B, T and the logits' dtype are.
+_CHUNK_ELEMS = 1 << 24
 
-    logits: ``(B, T, V)``; labels: ``(B, T)`` long, valid ids everywhere (put the pad id on
-    padding, not -100). Returns ``(B, T)`` float32 (float64 if logits are float64).
-    Computed as ``logit[label] - logsumexp(logits)`` so no ``(B, T, V)`` log-softmax is kept;
-    half-precision logits go row by row in float32 to bound memory and keep precision.
-    Source: trl ``selective_log_softmax``.
+
+def _as_btv(x: Tensor) -> Tensor:
+    """(..., V) as a 3-D (B, T, V) view (a copy only for >3-D non-viewable input)."""
+    if x.dim() == 3:
+        return x
+    if x.dim() < 3:
+        return x.reshape(*([1] * (3 - x.dim())), *x.shape)
+    return x.reshape(-1, *x.shape[-2:])
+
+
+def _row_chunks(B: int, T: int, V: int) -> list[tuple[slice, slice]]:
+    """(batch, time) slices covering (B, T), each about ``_CHUNK_ELEMS // V`` rows, so every
+    chunk is a view of a (B, T, V) tensor even when it is a non-contiguous slice."""
+    rows = max(1, _CHUNK_ELEMS // max(V, 1))
+    if T == 0 or B == 0:
+        return []
+    if T <= rows:
+        step = max(1, rows // T)
+        return [(slice(b, b + step), slice(None)) for b in range(0, B, step)]
+    return [(slice(b, b + 1), slice(t, t + rows)) for b in range(B) for t in range(0, T, rows)]
+
+
+def _compute_dtype(logits: Tensor) -> torch.dtype:
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def _scaled(chunk: Tensor, dtype: torch.dtype, temperature: float, copy: bool = False) -> Tensor:
+    """``chunk / temperature`` in ``dtype``: at most one new chunk-sized tensor (none for a
+    float32 chunk at temperature 1 unless ``copy``)."""
+    z = chunk.to(dtype, copy=copy or temperature != 1.0)
+    return z.div_(temperature) if temperature != 1.0 else z
+
+
+def _selective_forward(logits: Tensor, labels: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+    """(log-probs, logsumexp) of 3-D logits, chunk by chunk in float32 (float64 for float64)."""
+    B, T, V = logits.shape
+    dtype = _compute_dtype(logits)
+    logprobs = torch.empty((B, T), dtype=dtype, device=logits.device)
+    lse = torch.empty_like(logprobs)
+    for bs, ts in _row_chunks(B, T, V):
+        z = _scaled(logits[bs, ts], dtype, temperature)
+        chunk_lse = torch.logsumexp(z, dim=-1)
+        lse[bs, ts] = chunk_lse
+        logprobs[bs, ts] = z.gather(-1, labels[bs, ts].unsqueeze(-1)).squeeze(-1) - chunk_lse
+    return logprobs, lse
+
+
+class _SelectiveLogSoftmax(torch.autograd.Function):
+    """log softmax(logits / temperature)[label], saving only the input logits and the (B, T)
+    logsumexp for backward; the backward recomputes the softmax chunk by chunk."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, labels: Tensor, temperature: float) -> Tensor:
+        logprobs, lse = _selective_forward(logits, labels, temperature)
+        ctx.save_for_backward(logits, labels, lse)
+        ctx.temperature = temperature
+        return logprobs
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        logits, labels, lse = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        tau = ctx.temperature
+        B, T, V = logits.shape
+        dtype = _compute_dtype(logits)
+        grad_logits = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
+        grad = grad.to(dtype)
+        for bs, ts in _row_chunks(B, T, V):
+            g = grad[bs, ts].unsqueeze(-1)                                      # (b, t, 1)
+            d = _scaled(logits[bs, ts], dtype, tau, copy=True)     # never the saved input itself
+            d.sub_(lse[bs, ts].unsqueeze(-1)).exp_().mul_(-g)      # -g * softmax
+            d.scatter_add_(-1, labels[bs, ts].unsqueeze(-1), g)                # + g * onehot
+            if tau != 1.0:
+                d.div_(tau)
+            grad_logits[bs, ts] = d
+        return grad_logits, None, None
+
+
+def logprobs_from_logits(logits: Tensor, labels: Tensor, temperature: float = 1.0) -> Tensor:
+    """Log-probability of each label under ``softmax(logits / temperature)``.
+
+    logits: ``(B, T, V)`` (any leading dims); labels: ``(B, T)`` long, valid ids everywhere
+    (put the pad id on padding, not -100). Returns ``(B, T)`` float32 (float64 if logits are
+    float64), differentiable w.r.t. ``logits``.
+
+    Computed as ``z[label] - logsumexp(z)`` (``z = logits / temperature``) chunk by chunk: no
+    ``(B, T, V)`` log-softmax exists, half-precision logits are never upcast as a whole (only a
+    bounded chunk at a time), and the temperature is applied per chunk (no scaled copy).
+    Backward keeps only the input logits and the ``(B, T)`` logsumexp, and recomputes the
+    softmax per chunk. Source: trl ``selective_log_softmax``, with a custom backward.
     """
-    if logits.dtype in (torch.float32, torch.float64):
-        picked = torch.gather(logits, -1, labels.unsqueeze(-1)).squeeze(-1)
-        return picked - torch.logsumexp(logits, dim=-1)
-    rows = [
-        torch.log_softmax(row.float(), dim=-1).gather(-1, lab.unsqueeze(-1)).squeeze(-1)
-        for row, lab in zip(logits, labels)
-    ]
-    return torch.stack(rows)
+    x = _as_btv(logits)
+    lab = labels.reshape(x.shape[:-1])
+    if torch.is_grad_enabled() and x.requires_grad:
+        out = _SelectiveLogSoftmax.apply(x, lab, float(temperature))
+    else:
+        out = _selective_forward(x, lab, float(temperature))[0]
+    return out.reshape(labels.shape)
 
 
-def entropy_from_logits(logits: Tensor) -> Tensor:
-    """Entropy of the softmax distribution at each position.
+def entropy_from_logits(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Entropy of ``softmax(logits / temperature)`` at each position.
 
-    logits: ``(B, T, V)`` -> ``(B, T)``, computed in float32 (at least).
-    ``H = logsumexp(z) - sum softmax(z) * z``. Source: verl ``entropy_from_logits``.
+    logits: ``(B, T, V)`` (any leading dims) -> ``(B, T)``, computed in float32 (float64 for
+    float64) chunk by chunk, so the temporaries are bounded and half-precision logits are never
+    upcast as a whole. ``H = -sum p log p`` with ``log p = z - logsumexp(z)`` (no cancellation
+    between large terms, unlike ``logsumexp(z) - sum p z``). Differentiable, but callers
+    that only log it should call it under ``torch.no_grad()`` on detached logits.
+    Source: verl ``entropy_from_logits``.
     """
-    z = logits if logits.dtype == torch.float64 else logits.float()
-    p = torch.softmax(z, dim=-1)
-    return torch.logsumexp(z, dim=-1) - (p * z).sum(dim=-1)
+    x = _as_btv(logits)
+    B, T, V = x.shape
+    out = torch.empty((B, T), dtype=_compute_dtype(x), device=x.device)
+    in_place = not (torch.is_grad_enabled() and x.requires_grad)    # two chunk temporaries
+    for bs, ts in _row_chunks(B, T, V):
+        z = _scaled(x[bs, ts], out.dtype, temperature, copy=in_place)
+        lse = torch.logsumexp(z, dim=-1, keepdim=True)
+        logp = z.sub_(lse) if in_place else z - lse
+        p = logp.exp()
+        out[bs, ts] = -(p.mul_(logp) if in_place else p * logp).sum(-1)
+    return out.reshape(logits.shape[:-1])
 
 
 def _kl_k1(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
@@ -192,3 +291,19 @@ def value_loss(
     with torch.no_grad():
         stats = {"clipfrac": masked_mean((clipped > unclipped).to(v.dtype), mask)}
     return loss, stats
+
+
+def _lr_constant(step: int, total: int) -> float:
+    return 1.0
+
+
+def _lr_linear(step: int, total: int) -> float:
+    return max(0.0, 1.0 - step / max(1, total))
+
+
+LR_SCHEDULES: dict[str, Callable[[int, int], float]] = {
+    "constant": _lr_constant,
+    "linear": _lr_linear,
+}
+"""name -> ``factor(step, total)``: the learning rate at update ``step`` of ``total`` is
+``lr * factor`` (``ppo.lr_schedule``; ``linear`` reaches 0 after the last iteration)."""

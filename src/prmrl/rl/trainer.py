@@ -570,21 +570,17 @@ def _data_order(n: int, seed: int, process_index: int) -> list[int]:
 
 
 def _schedule(opt, p: PPOConfig):
-    """Constant learning rate, or linear decay to 0 over ``ppo.iterations`` (``ppo.lr_schedule``)."""
-    kind = getattr(p, "lr_schedule", "constant")
-    if kind == "linear":
-        return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / p.iterations))
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
+    """The learning-rate schedule ``ppo.lr_schedule``, stepped once per iteration."""
+    factor = core.LR_SCHEDULES[p.lr_schedule]
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: factor(i, p.iterations))
 
 
 def _check_sections(ppo: PPOConfig, reward: RewardConfig) -> None:
     """The same range and name checks as a config file gets (one line naming the key)."""
-    from prmrl import config
+    from prmrl.config import validate_section
 
-    check = getattr(config, "validate_section", None)   # TEMP until config.py has it
-    if check is not None:
-        check("ppo", ppo)
-        check("reward", reward)
+    validate_section("ppo", ppo)
+    validate_section("reward", reward)
 
 
 def _as_task(task: Task | None, prompts, golds) -> Task:

@@ -15,12 +15,15 @@ tag tokenised differently than expected would otherwise silently point at the wr
 
 from __future__ import annotations
 
-from prmrl.prompts import QUESTION_TEMPLATE
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from tokenizers import AddedToken
-from transformers import PreTrainedTokenizerBase
+
+from prmrl.prompts import QUESTION_TEMPLATE
+
+if TYPE_CHECKING:       # transformers loads in seconds: only the formats' users pay for it
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class QwenPRMFormat:
                  sep: str = "<extra_0>"):
         self.tokenizer, self.system, self.sep = tokenizer, system, sep
         if len(tokenizer.encode(sep, add_special_tokens=False)) != 1:
+            from tokenizers import AddedToken
+
             tokenizer.add_tokens([AddedToken(sep, special=True, normalized=False)], special_tokens=True)
         sep_ids = tokenizer.encode(sep, add_special_tokens=False)
         if len(sep_ids) != 1:

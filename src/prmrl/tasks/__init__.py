@@ -79,8 +79,8 @@ def make_task(cfg: TaskConfig, tokenizer=None) -> Task:
     if cfg.name == "jsonl":
         if not cfg.train_path:
             raise ValueError("task.train_path: task 'jsonl' needs a JSONL file of training problems")
-        return Task.from_jsonl(cfg.train_path, cfg.test_path, question=getattr(cfg, "question_field", "question"),
-                               answer=getattr(cfg, "answer_field", "answer"), delimiter=cfg.step_delimiter,
+        return Task.from_jsonl(cfg.train_path, cfg.test_path, question=cfg.question_field,
+                               answer=cfg.answer_field, delimiter=cfg.step_delimiter,
                                limit_train=cfg.limit_train, limit_test=cfg.limit_test)
     if cfg.name == "arith":
         from prmrl.tasks import arith
