@@ -1,4 +1,4 @@
-"""Step-reward refinements: method.md worked example, edge cases, batched == row-wise, bounds."""
+"""Step-reward refinements: docs/method.md worked example, edge cases, batched == row-wise, bounds."""
 
 import pytest
 import torch
@@ -9,7 +9,7 @@ from prmrl.rewards.shaping import SHAPING_METHODS, shape_step_rewards, shape_ste
 
 EXAMPLE = [0.7, 0.2, 0.4, 0.8]
 
-# method.md worked example, eta = 0.5: per-step rewards and their sum
+# docs/method.md worked example, eta = 0.5: per-step rewards and their sum
 WORKED = {
     "none": ([0.7, 0.2, 0.4, 0.8], 2.1),
     "clip": ([0.0, -0.3, -0.1, 0.0], -0.4),

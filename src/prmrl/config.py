@@ -129,7 +129,7 @@ class RewardConfig:
     prm_alpha: float = 1.0
     shaping: str = "none"
     """how per-step PRM scores become per-step rewards: a name in
-    ``prmrl.rewards.shaping.SHAPING_METHODS`` (method.md, 'Per-step reward variants')"""
+    ``prmrl.rewards.shaping.SHAPING_METHODS`` (docs/method.md, "Per-step reward variants")"""
     eta: float = 0.3
     """Clip threshold: a step scored below it costs (score - eta). Pick it from where the PRM
     puts right steps (``benchmarks/prm_by_step_kind.py`` prints it): the embedded task's PRM

@@ -3,7 +3,7 @@
 Gao et al. 2024 report that a naive PRM reward makes the policy emit many short, repeated or
 filler steps: step count and length climb while accuracy falls. These numbers make that visible
 in the training logs. Tokens per step also catches the opposite hack (dropping the separator
-to get fewer, longer steps) that a per-step baseline can provoke (method.md pitfalls).
+to get fewer, longer steps) that a per-step baseline can provoke (docs/method.md, "Pitfalls").
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ extracts the final answer, runs math-verify under a deadline, and counts what ha
 
 Why a process pool: math-verify bounds its own time with ``signal.alarm``, which only works on the
 main thread; a trainer grades from threads and subprocesses, and a checker that fails there must
-not become a silent 0 reward (method.md, "Pitfalls"). So each check runs in a worker process with
+not become a silent 0 reward (docs/method.md, "Pitfalls"). So each check runs in a worker process with
 math-verify's timeouts off, and the caller enforces a per-answer deadline from outside: a worker
 that passes it is killed and respawned, and that answer grades None ("timeout"). A worker that
 dies grades its answer None ("crash"). Every None is counted in ``MathGrader.stats``.

@@ -2,7 +2,7 @@
 
 Steps are character spans of the decoded response, not token spans: a PRM with another
 tokenizer scores the same step texts, and only each step's *end* is mapped back onto the
-policy's tokens, where the per-step reward is placed (method.md, "Pitfalls": PRM and policy
+policy's tokens, where the per-step reward is placed (docs/method.md, "Pitfalls": PRM and policy
 tokens do not line up). Example with the char tokenizer, delimiter "\\n":
 
     response "37*4=148\\n148+12=160\\n\\\\boxed{160}</s>"

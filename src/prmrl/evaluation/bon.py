@@ -1,4 +1,5 @@
-"""Best-of-N selection and the small statistics behind reward-model evaluation.
+"""Best-of-N selection and the small statistics behind reward-model evaluation
+(docs/method.md, "Evaluation").
 
 Pure Python on lists of numbers: how a PRM's per-step scores become one score per answer
 (``AGGREGATIONS``), majority voting, picking the best of the first N samples, a rank-based

@@ -1,4 +1,5 @@
-"""From raw scores to the (B, T) token rewards PPO sees. Pure functions on tensors.
+"""From raw scores to the (B, T) token rewards PPO sees. Pure functions on tensors
+(docs/method.md, "Token-level rewards").
 
     per answer (B,):  success_weight * success + orm_alpha * orm       -> last response token
     per step  (B, S): prm_alpha * shape(prm scores)                    -> each step's last token

@@ -24,7 +24,7 @@ def place_rewards(
     token; step_mask: ``(B, S)`` bool. Step rewards are ADDED at their index (two steps ending on
     one token accumulate). Masked steps contribute nothing whatever their index (-1, >= T, ...).
     A valid step whose index is not a real response token is dropped too, so the output stays 0
-    on padding: callers must test their step/token alignment (see method.md pitfalls).
+    on padding: callers must test their step/token alignment (docs/method.md, "Pitfalls").
     mask: ``(B, T)``. Returns a new ``(B, T)`` float tensor. Source: Gao et al. 2024
     (PRM reward on the last token of each step); trl PRM ``tokenize_row``.
     """

@@ -130,7 +130,7 @@ def shape_step_rewards(
 
     scores: python list of K floats or a 1-D tensor ``(K,)``; the result has the same kind
     (list in -> list of floats out, tensor in -> tensor of the same dtype/device out).
-    method: one of ``SHAPING_METHODS``; eta: Clip threshold. Example (method.md), scores
+    method: one of ``SHAPING_METHODS``; eta: Clip threshold. Example (docs/method.md, "Per-step reward variants"), scores
     (0.7, 0.2, 0.4, 0.8), eta 0.5: clip -> (0, -0.3, -0.1, 0); delta -> (0.5, -0.2, 0.4, 0);
     clip_delta -> (0.3, -0.2, -0.1, 0).
     """

@@ -4,7 +4,7 @@ A format returns ``PRMInput(input_ids, positions)``: ``positions[k]`` is the ind
 ``input_ids`` where step k's score is read, and ``step_probs`` turns the model's output at those
 positions into probabilities. Every id comes from the tokenizer in use, never from a constant: a
 tag tokenised differently than expected would otherwise silently point at the wrong tokens
-(method.md, "Pitfalls"), so each format checks the token it lands on.
+(docs/method.md, "Pitfalls"), so each format checks the token it lands on.
 
 | name | model | text | read at | probability |
 |---|---|---|---|---|

@@ -1,4 +1,5 @@
-"""Data for reward models: sample answers from a policy, then label each answer and each step.
+"""Data for reward models: sample answers from a policy, then label each answer and each step
+(docs/method.md, "Reward models").
 
 - Outcome label (ORM): whether the answer's final answer is right (``grade``).
 - Automatic step labels (PRM), the Math-Shepherd way (Wang et al. 2024, arXiv 2312.08935): from

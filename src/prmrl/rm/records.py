@@ -2,7 +2,7 @@
 
 A PRM example is a question, its steps as plain texts (no delimiter, no tag) and one float label
 per step. Labels stay floats end to end: Math-Shepherd-style soft labels (the fraction of
-completions that reach the right answer) become 0 when cast to int (method.md, "Pitfalls").
+completions that reach the right answer) become 0 when cast to int (docs/method.md, "Pitfalls").
 
 Every reader checks each line and raises :class:`DataError` naming the file, the 1-based line and
 the field; with ``skip_bad=True`` it skips the line instead and says why in the report. A line that
