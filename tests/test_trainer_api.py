@@ -1,0 +1,149 @@
+"""The trainer's Python API: typed pieces, validation with one line naming the key, callbacks
+and metric sinks, several trainers in one process, non-finite values stop the run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from prmrl import ConfigError, NonFiniteError, PPOConfig, PPOTrainer, RewardConfig, Task
+from prmrl.models.factory import build_tiny_policy, save_model
+from prmrl.tasks import arith
+
+pytestmark = pytest.mark.slow
+SMALL = dict(iterations=2, prompts_per_iteration=2, samples_per_prompt=2, max_new_tokens=12, minibatch_size=4)
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    model, tok = build_tiny_policy(seed=0, hidden=32, layers=2, heads=2, intermediate=64)
+    path = tmp_path_factory.mktemp("policy") / "p"
+    save_model(model, tok, path)
+    return path
+
+
+def task() -> Task:
+    qs = [f"Start with {a}. (a) 2 more." for a in range(6)]
+    return Task(name="arith", train_questions=qs, train_golds=[str(a + 2) for a in range(6)],
+                test_questions=[], test_golds=[], prompt=arith.prompt,
+                grade_batch=lambda rs, gs: [arith.grade(r, g) for r, g in zip(rs, gs)], delimiter="\n")
+
+
+@pytest.mark.parametrize("section, kwargs, key", [
+    ("ppo", {"max_grad_norm": -1.0}, "ppo.max_grad_norm"),
+    ("ppo", {"clip_eps": -0.1}, "ppo.clip_eps"),
+    ("ppo", {"actor_lr": -1.0}, "ppo.actor_lr"),
+    ("ppo", {"kl_estimator": "k9"}, "ppo.kl_estimator"),
+    ("reward", {"eta": 7.0}, "reward.eta"),
+    ("reward", {"shaping": "clip-delta"}, "reward.shaping"),
+])
+def test_typed_sections_are_validated_like_a_config_file(policy, section, kwargs, key):
+    pieces = {"ppo": PPOConfig(**kwargs)} if section == "ppo" else {"reward": RewardConfig(**kwargs)}
+    with pytest.raises(ConfigError) as e:
+        PPOTrainer(str(policy), task=task(), **pieces)
+    assert str(e.value).startswith(key + ":") and "\n" not in str(e.value)
+
+
+def test_shaping_without_a_prm_is_refused(policy):
+    with pytest.raises(ValueError, match="needs a PRM"):
+        PPOTrainer(str(policy), task=task(), reward=RewardConfig(shaping="clip"))
+
+
+def test_callbacks_see_each_iteration_and_can_add_metrics(policy, tmp_path):
+    seen = []
+
+    class Counter:
+        def on_fit_start(self, trainer):
+            seen.append("start")
+
+        def on_iteration_end(self, trainer, it, metrics):
+            metrics["custom/it_squared"] = it * it
+            seen.append(it)
+
+    out = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), output_dir=tmp_path / "r",
+                     callbacks=[Counter(), lambda tr, it, m: seen.append(("fn", it))]).fit()
+    assert seen == ["start", 0, ("fn", 0), 1, ("fn", 1)]
+    rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["custom/it_squared"] for r in rows] == [0, 1]
+    assert out["history"][-1]["custom/it_squared"] == 1
+
+
+def test_report_to_tensorboard_gets_every_iteration(policy, tmp_path, monkeypatch):
+    """The sink writes each scalar at its iteration (a recording SummaryWriter stands in when the
+    tensorboard package is not installed; with it installed, the real one runs too)."""
+    import prmrl.rl.callbacks as cb
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, log_dir, purge_step=None):
+            calls.append(("init", log_dir, purge_step))
+
+        def add_scalar(self, k, v, step):
+            calls.append((k, v, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            calls.append("close")
+
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        import types
+        fake = types.ModuleType("torch.utils.tensorboard")
+        fake.SummaryWriter = Recorder
+        monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    else:
+        monkeypatch.setattr("torch.utils.tensorboard.SummaryWriter", Recorder)
+    PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), output_dir=tmp_path / "r",
+               report_to=["tensorboard"]).fit()
+    assert calls[0] == ("init", str(tmp_path / "r" / "tensorboard"), None)
+    steps = sorted({c[2] for c in calls if isinstance(c, tuple) and c[0] == "rollout/success"})
+    assert steps == [0, 1] and calls[-1] == "close"
+    with pytest.raises(ValueError, match="not one of"):
+        cb.make_sinks(["tensorbored"], tmp_path, 0)
+
+
+def test_two_trainers_of_different_precision_live_in_one_process(policy):
+    a = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), precision="bfloat16")
+    b = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), precision="float32")
+    assert a.ref.dtype == torch.bfloat16 and b.ref.dtype == torch.float32
+    before = {k: v.clone() for k, v in b.actor.state_dict().items()}
+    a.fit()
+    b.fit()
+    assert any(not torch.equal(before[k], v) for k, v in b.actor.state_dict().items())
+    # the reference never moves
+    assert all(torch.equal(before[k].to(torch.bfloat16), v) for k, v in a.ref.state_dict().items())
+
+
+def test_a_delimiter_absent_from_the_first_rollouts_is_a_warning(policy, caplog):
+    with caplog.at_level(logging.WARNING, logger="prmrl"):
+        PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), splitter="@@@").fit()
+    assert any("'@@@' occurs in none of the 4 responses" in r.message for r in caplog.records)
+
+
+def test_a_nan_loss_stops_with_one_line(policy):
+    tr = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**{**SMALL, "iterations": 4, "critic_lr": 1e8}))
+    with pytest.raises(NonFiniteError, match=r"^iteration \d: (losses|grad_norm)/\w+ is (nan|inf); stopped"):
+        tr.fit()
+
+
+def test_cli_critic_lr_1e8_exits_3_with_one_line_and_a_checkpoint(policy, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "prmrl.cli", "train", f"model.policy={policy}",
+                        "ppo.critic_lr=1e8", "ppo.iterations=6", "ppo.prompts_per_iteration=8",
+                        "ppo.max_new_tokens=24", "eval.every=0", "run.progress=false", "run.save_every=1",
+                        f"run.out_dir={tmp_path / 'run'}", "task.n_train=200", "task.n_test=20",
+                        "run.threads=1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and ("is nan" in lines[0] or "is inf" in lines[0]), r.stderr
+    it = int(lines[0].split("iteration ")[1].split(":")[0])
+    assert it >= 1, lines          # the first critic step is finite; its result blows up the next
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == f"iter-{it:06d}"
