@@ -37,3 +37,6 @@ def test_two_process_ppo_runs_two_iterations(tmp_path):
     assert all(x["rollout/mean_response_tokens"] > 0 for x in lines)
     assert all(x["charts/num_processes"] == 2 for x in lines)
     assert r.stdout.count("policy:") == 1        # only the main process reports
+    # the final checkpoint holds each process's own RNG states and data order
+    ckpt = tmp_path / "run" / "checkpoints" / "iter-000002"
+    assert {p.name for p in ckpt.iterdir()} == {"state.pt", "rank0.pt", "rank1.pt", "trainer_state.json"}
