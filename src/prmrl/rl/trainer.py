@@ -393,81 +393,39 @@ class PPOTrainer:
         raised (a second signal stops at once). A NaN / inf loss, reward or gradient norm raises
         ``NonFiniteError`` naming the iteration and the quantity; no checkpoint is written for
         it. Returns ``{"last": metrics, "history": [...], "policy": path or None}``."""
-        from tqdm.auto import tqdm
-
-        from prmrl.runs import MetricsLog, RunLock, claim_run_dir, start_run, truncate_metrics
-
         total = iterations or self.ppo.iterations
         cbs = self.callbacks + as_callbacks(callbacks)
-        main = self.acc.is_main_process
-        run, lock, log, sinks = self.output_dir, None, None, []
-        if run is not None and main:
-            lock = RunLock(run).acquire()
-        try:
-            if run is not None:
-                ckpt = self._resume_source(resume) if resume else None
-                if main:
-                    claim_run_dir(run, resume=ckpt is not None, overwrite=self.overwrite)
-                self.acc.wait_for_everyone()
-                if ckpt is not None:
-                    self.load_state(ckpt)
-                if main:
-                    start_run(run, self.config or self._config_dict(), resume=ckpt is not None)
-                    if ckpt is not None:
-                        truncate_metrics(run / "metrics.jsonl", self.iteration_done)
-                    log = MetricsLog(run / "metrics.jsonl")
-                    sinks = make_sinks(self.report_to, run, self.iteration_done)
-            elif resume:
-                raise ValueError("resume: needs an output_dir holding checkpoints")
+        history: list[dict] = []
+        with _RunFiles(self, resume) as files, _StopOnSignal(self), _Progress(self, total) as bar:
             if not self._order:
                 self._order = _data_order(len(self.task.train_questions), self.seed, self.acc.process_index)
             for cb in cbs:
                 cb.on_fit_start(self)
-            history: list[dict] = []
-            metrics: dict = {}
-            bar = tqdm(total=total, initial=self.iteration_done, desc="ppo", dynamic_ncols=True,
-                       disable=not (main and self.progress))
-            with _StopOnSignal(self):
-                while self.iteration_done < total:
-                    it = self.iteration_done
-                    questions, golds = self._problems(it)
-                    b, metrics = self.iteration(questions, golds, it)
-                    self._check_delimiter(b)
-                    metrics.update({"iteration": it, "charts/num_processes": self.acc.num_processes,
-                                    **{f"unscorable/{k}": v for k, v in self.unscorable.items()}})
+            while self.iteration_done < total:
+                it = self.iteration_done
+                b, metrics = self.iteration(*self._problems(it), it)     # generate .. update
+                self._check_delimiter(b)
+                metrics.update({"iteration": it, "charts/num_processes": self.acc.num_processes,
+                                **{f"unscorable/{k}": v for k, v in self.unscorable.items()}})
+                for cb in cbs:
+                    cb.on_iteration_end(self, it, metrics)
+                self.iteration_done = it + 1
+                files.log(metrics)                                       # log
+                history.append(metrics)
+                bar.show(metrics)
+                done = self.iteration_done == total
+                if files.on and (done or self._stop_signal is not None or          # checkpoint
+                                 (self.save_every and self.iteration_done % self.save_every == 0)):
+                    self.save_checkpoint()
                     for cb in cbs:
-                        cb.on_iteration_end(self, it, metrics)
-                    self.iteration_done = it + 1
-                    if log is not None:
-                        log.write(metrics)
-                    for s in sinks:
-                        s.log(metrics, it)
-                    history.append(metrics)
-                    bar.update(1)
-                    bar.set_postfix(reward=f"{metrics['rollout/token_reward_sum']:.3f}",
-                                    success=f"{metrics['rollout/success']:.3f}")
-                    last = self.iteration_done == total
-                    if run is not None and (last or self._stop_signal is not None or
-                                            (self.save_every and self.iteration_done % self.save_every == 0)):
-                        self.save_checkpoint()
-                        for cb in cbs:
-                            cb.on_checkpoint(self, self.iteration_done)
-                    if self._stop_signal is not None and not last:
-                        raise TrainingInterrupted(self._stop_signal, self.iteration_done, run)
-            bar.close()
-            policy = None
-            if run is not None:
-                policy = self.save_policy(run / "policy")
-            for cb in cbs:
-                cb.on_fit_end(self, metrics)
-            return {"last": metrics, "history": history, "policy": policy}
-        finally:
-            if log is not None:
-                log.close()
-            for s in sinks:
-                s.close()
-            if lock is not None:
-                lock.release()
+                        cb.on_checkpoint(self, self.iteration_done)
+                if self._stop_signal is not None and not done:
+                    raise TrainingInterrupted(self._stop_signal, self.iteration_done, self.output_dir)
+            policy = self.save_policy(self.output_dir / "policy") if files.on else None
+        last = history[-1] if history else {}
+        for cb in cbs:
+            cb.on_fit_end(self, last)
+        return {"last": last, "history": history, "policy": policy}
 
     def _problems(self, it: int) -> tuple[list[str], list[str]]:
         n, order = self.ppo.prompts_per_iteration, self._order
@@ -609,6 +567,82 @@ def _name(obj) -> str | None:
         if hasattr(obj, attr):
             return str(getattr(obj, attr))
     return getattr(obj, "__qualname__", None) or type(obj).__qualname__
+
+
+class _RunFiles:
+    """The run folder of one ``fit``: locked while it writes, refused when it holds another
+    run (unless resumed or overwritten), the checkpoint loaded on resume, the resolved config
+    and versions written, metrics appended to ``metrics.jsonl`` and the ``report_to`` sinks.
+    Without an ``output_dir`` it does nothing (``on`` is False)."""
+
+    def __init__(self, trainer: "PPOTrainer", resume):
+        self.tr, self.resume, self.on = trainer, resume, trainer.output_dir is not None
+        self.lock = self.metrics = None
+        self.sinks: list = []
+
+    def __enter__(self) -> "_RunFiles":
+        from prmrl.runs import MetricsLog, RunLock, claim_run_dir, start_run, truncate_metrics
+
+        tr, run = self.tr, self.tr.output_dir
+        if not self.on:
+            if self.resume:
+                raise ValueError("resume: needs an output_dir holding checkpoints")
+            return self
+        main = tr.acc.is_main_process
+        try:
+            if main:
+                self.lock = RunLock(run).acquire()
+            ckpt = tr._resume_source(self.resume) if self.resume else None
+            if main:
+                claim_run_dir(run, resume=ckpt is not None, overwrite=tr.overwrite)
+            tr.acc.wait_for_everyone()
+            if ckpt is not None:
+                tr.load_state(ckpt)
+            if main:
+                start_run(run, tr.config or tr._config_dict(), resume=ckpt is not None)
+                if ckpt is not None:       # the rows of iterations that will be redone go
+                    truncate_metrics(run / "metrics.jsonl", tr.iteration_done)
+                self.metrics = MetricsLog(run / "metrics.jsonl")
+                self.sinks = make_sinks(tr.report_to, run, tr.iteration_done)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def log(self, metrics: dict) -> None:
+        if self.metrics is not None:
+            self.metrics.write(metrics)
+        for s in self.sinks:
+            s.log(metrics, metrics["iteration"])
+
+    def __exit__(self, *exc) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+        for s in self.sinks:
+            s.close()
+        if self.lock is not None:
+            self.lock.release()
+
+
+class _Progress:
+    """A tqdm bar on the main process when ``progress`` is on."""
+
+    def __init__(self, trainer: "PPOTrainer", total: int):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=trainer.iteration_done, desc="ppo", dynamic_ncols=True,
+                        disable=not (trainer.acc.is_main_process and trainer.progress))
+
+    def show(self, metrics: dict) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(reward=f"{metrics['rollout/token_reward_sum']:.3f}",
+                             success=f"{metrics['rollout/success']:.3f}")
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
 
 
 class _StopOnSignal:
