@@ -68,12 +68,43 @@ def test_logprobs_from_logits_matches_log_softmax():
     assert torch.allclose(half, ref, atol=5e-2)
 
 
+@pytest.mark.parametrize("chunk_rows", [None, 1, 3])
+def test_logprobs_from_logits_gradcheck(monkeypatch, chunk_rows):
+    """The custom backward (softmax recomputed per chunk) against finite differences, with a
+    temperature, on whole-batch chunks, single positions and 3-position chunks."""
+    import prmrl.rl.core as core
+
+    if chunk_rows is not None:
+        monkeypatch.setattr(core, "_CHUNK_ELEMS", chunk_rows * 7)
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 7, (2, 5))
+    for tau in (1.0, 0.7):
+        assert torch.autograd.gradcheck(lambda x: logprobs_from_logits(x, labels, tau), (logits,))
+        ref = torch.log_softmax(logits / tau, -1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        out = logprobs_from_logits(logits, labels, tau)
+        assert out.dtype == torch.float64 and torch.allclose(out, ref, atol=1e-12)
+    # a non-contiguous slice (as token_logprobs passes) and 2-D input
+    sl = logits[:, :-1]
+    ref = torch.log_softmax(sl, -1).gather(-1, labels[:, :-1, None]).squeeze(-1)
+    assert torch.allclose(logprobs_from_logits(sl, labels[:, :-1]), ref, atol=1e-12)
+    ref2d = torch.log_softmax(logits[0], -1).gather(-1, labels[0, :, None]).squeeze(-1)
+    assert torch.allclose(logprobs_from_logits(logits[0], labels[0]), ref2d, atol=1e-12)
+
+
 def test_entropy_from_logits():
     uniform = torch.zeros(1, 2, 8)
     assert torch.allclose(entropy_from_logits(uniform), torch.full((1, 2), math.log(8)))
     logits = torch.randn(3, 4, 6)
     ref = torch.distributions.Categorical(logits=logits).entropy()
     assert torch.allclose(entropy_from_logits(logits), ref, atol=1e-6)
+    ref = torch.distributions.Categorical(logits=logits / 0.7).entropy()
+    assert torch.allclose(entropy_from_logits(logits, temperature=0.7), ref, atol=1e-6)
+    assert torch.allclose(entropy_from_logits(logits.bfloat16()), torch.distributions.Categorical(
+        logits=logits.bfloat16().float()).entropy(), atol=1e-6)
+    # differentiable when asked (the no-grad pass works in place, this one must not)
+    x = logits.double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda z: entropy_from_logits(z, temperature=0.7), (x,))
 
 
 def test_kl_estimators_hand():

@@ -1,4 +1,4 @@
-"""PPO math: masked reductions, log-probs, KL estimators, GAE, losses.
+"""PPO math: masked reductions, log-probs, KL estimators, GAE, losses (docs/method.md, "PPO").
 
 Pure functions on tensors; imports only torch. Conventions:
 
@@ -98,6 +98,7 @@ def _selective_forward(logits: Tensor, labels: Tensor, temperature: float) -> tu
         chunk_lse = torch.logsumexp(z, dim=-1)
         lse[bs, ts] = chunk_lse
         logprobs[bs, ts] = z.gather(-1, labels[bs, ts].unsqueeze(-1)).squeeze(-1) - chunk_lse
+        del z            # before the next chunk's: one chunk temporary alive at a time
     return logprobs, lse
 
 
@@ -122,14 +123,22 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
         dtype = _compute_dtype(logits)
         grad_logits = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
         grad = grad.to(dtype)
+        same = logits.dtype == dtype
         for bs, ts in _row_chunks(B, T, V):
             g = grad[bs, ts].unsqueeze(-1)                                      # (b, t, 1)
-            d = _scaled(logits[bs, ts], dtype, tau, copy=True)     # never the saved input itself
+            if same:     # work in the output itself: no chunk temporary
+                d = grad_logits[bs, ts].copy_(logits[bs, ts])
+                if tau != 1.0:
+                    d.div_(tau)
+            else:        # half precision: one float32 chunk
+                d = _scaled(logits[bs, ts], dtype, tau, copy=True)
             d.sub_(lse[bs, ts].unsqueeze(-1)).exp_().mul_(-g)      # -g * softmax
             d.scatter_add_(-1, labels[bs, ts].unsqueeze(-1), g)                # + g * onehot
             if tau != 1.0:
                 d.div_(tau)
-            grad_logits[bs, ts] = d
+            if not same:
+                grad_logits[bs, ts] = d
+            del d
         return grad_logits, None, None
 
 
@@ -175,6 +184,7 @@ def entropy_from_logits(logits: Tensor, temperature: float = 1.0) -> Tensor:
         logp = z.sub_(lse) if in_place else z - lse
         p = logp.exp()
         out[bs, ts] = -(p.mul_(logp) if in_place else p * logp).sum(-1)
+        del z, logp, p
     return out.reshape(logits.shape[:-1])
 
 

@@ -263,8 +263,8 @@ class PPOTrainer:
         for idx in b.chunks(p.minibatch_size):
             ids, am, Tc = b.rows(idx)
             if recompute:
-                b.old_logprobs[idx, :Tc] = token_logprobs(actor, ids, am, Tc, p.temperature)[0].float()
-            b.ref_logprobs[idx, :Tc] = token_logprobs(self.ref, ids, am, Tc, p.temperature)[0].float()
+                b.old_logprobs[idx, :Tc] = token_logprobs(actor, ids, am, Tc, p.temperature, entropy=False)[0].float()
+            b.ref_logprobs[idx, :Tc] = token_logprobs(self.ref, ids, am, Tc, p.temperature, entropy=False)[0].float()
             b.old_values[idx, :Tc] = self._values(critic, ids, am, Tc)
         b.answer_rewards = assemble.answer_rewards(
             b.success_scores, b.orm_scores, success_weight=r.success_weight,
