@@ -262,9 +262,9 @@ def _wrong_integer(gold: str) -> str:
     return str(int(gold) + 1)
 
 
-def test_every_gsm8k_gold_grades_true_and_a_wrong_one_false(grader):
-    golds = [p.answer for s in ("train", "test") for p in load_problems("gsm8k", s)[0]]
-    assert len(golds) == 7473 + 1319
+def _integer_golds_grade(grader, golds: list[str], every: int) -> None:
+    """Each gold boxed is True and gold+1 is False; every ``every``-th, written with thousands
+    commas and graded by math-verify in the workers (fast path off), agrees."""
     right = [f"Step 1.\n\nSo the answer is \\boxed{{{g}}}." for g in golds]
     wrong = [f"Step 1.\n\nSo the answer is \\boxed{{{_wrong_integer(g)}}}." for g in golds]
     out = grader.grade_batch(right + wrong, golds + golds)
@@ -272,7 +272,7 @@ def test_every_gsm8k_gold_grades_true_and_a_wrong_one_false(grader):
     assert out[len(golds):] == [False] * len(golds)
     # Those all took the exact fast path; check that math-verify agrees on a sample, with the
     # thousands comma put back in ("1,000"), through the worker processes.
-    sample = golds[::40]
+    sample = golds[::every]
     shown = [f"\\boxed{{{int(g):,}}}" for g in sample] + [f"\\boxed{{{_wrong_integer(g)}}}" for g in sample]
     fast_before = grader.stats["fast_path"]
     grader.use_fast_path = False
@@ -284,17 +284,25 @@ def test_every_gsm8k_gold_grades_true_and_a_wrong_one_false(grader):
     assert out == [True] * len(sample) + [False] * len(sample)
 
 
+def test_written_integer_golds_grade_true_and_a_wrong_one_false(grader):
+    _integer_golds_grade(grader, ["72", "0", "-5", "18", "999", "1000", "4321", "1000000"], every=1)
+
+
+@pytest.mark.needs_shared("data/gsm8k/train.jsonl", "data/gsm8k/test.jsonl")
+def test_every_gsm8k_gold_grades_true_and_a_wrong_one_false(grader):
+    golds = [p.answer for s in ("train", "test") for p in load_problems("gsm8k", s)[0]]
+    assert len(golds) == 7473 + 1319
+    _integer_golds_grade(grader, golds, every=40)
+
+
 def _plain(answer: str) -> str:
     """For choosing a wrong answer that differs: no spaces, no leading "x =" (math-verify reads
     "x=5" as the value 5, by design)."""
     return re.sub(r"^[a-z]\s*=\s*", "", answer.replace(" ", ""))
 
 
-def test_every_math500_gold_grades_true_and_a_wrong_one_false(grader):
-    problems, report = load_problems("math500", "test")
-    golds = [p.answer for p in problems]
-    assert len(golds) == 500 and report.num_skipped == 0
-    # The wrong answer of row i is the gold of the next row whose answer differs.
+def _math_golds_grade(grader, golds: list[str]) -> None:
+    """Each gold boxed is True; the gold of the next row whose answer differs is False."""
     wrong = []
     for i, g in enumerate(golds):
         j = (i + 1) % len(golds)
@@ -304,7 +312,27 @@ def test_every_math500_gold_grades_true_and_a_wrong_one_false(grader):
     responses = [f"Therefore, the final answer is $\\boxed{{{g}}}$." for g in golds + wrong]
     before = dict(grader.stats)
     out = grader.grade_batch(responses, golds + golds)
+    n = len(golds)
     not_true = [g for g, r in zip(golds, out) if r is not True]
-    not_false = [(g, w) for g, w, r in zip(golds, wrong, out[500:]) if r is not False]
+    not_false = [(g, w) for g, w, r in zip(golds, wrong, out[n:]) if r is not False]
     assert not_true == [] and not_false == []
     assert grader.stats["none_timeout"] == before["none_timeout"]
+
+
+# MATH-style gold answers of the usual kinds, written for this test.
+MATH_GOLDS = ["\\frac{1}{2}", "-\\frac{7}{4}", "\\left( 2, \\frac{3\\pi}{2} \\right)", "[1,3)", "3\\sqrt{5}",
+              "\\frac{\\pi}{6}", "x^2+1", "\\text{Evelyn}", "12", "0.25", "90^\\circ", "\\{1, 2, 4\\}",
+              "y = 2x - 3", "\\begin{pmatrix} 1 \\\\ 0 \\end{pmatrix}"]
+
+
+def test_written_math_golds_grade_true_and_a_wrong_one_false(grader):
+    _math_golds_grade(grader, MATH_GOLDS)
+
+
+@pytest.mark.needs_shared("data/math500/test.jsonl")
+def test_every_math500_gold_grades_true_and_a_wrong_one_false(grader):
+    problems, report = load_problems("math500", "test")
+    golds = [p.answer for p in problems]
+    assert len(golds) == 500 and report.num_skipped == 0
+    # The wrong answer of row i is the gold of the next row whose answer differs.
+    _math_golds_grade(grader, golds)

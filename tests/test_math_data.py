@@ -1,4 +1,6 @@
-"""Loading GSM8K, MATH and MATH500 from the shared JSONL copies; malformed rows and counts."""
+"""Loading GSM8K, MATH and MATH500: every row of the shared JSONL copies (those tests skip
+without ../shared/data), and the same loader on small files the tests write; malformed rows and
+counts."""
 
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from prmrl.tasks.math_data import (
 )
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="no ../shared/data")
 
 # (task, split) -> (loaded, skipped): what every row of the shared copies becomes.
 EXPECTED = {
@@ -31,7 +32,13 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("task, split", list(EXPECTED))
+def _shared(*files: str):
+    """Mark a test that reads these dataset files under ../shared/data."""
+    return pytest.mark.needs_shared(*(f"data/{f}" for f in files))
+
+
+@pytest.mark.parametrize("task, split", [
+    pytest.param(t, s, marks=_shared(TASKS[t].files[s])) for t, s in EXPECTED])
 def test_every_row_loads_or_is_skipped_with_a_count(task, split):
     problems, report = load_problems(task, split)
     loaded, skipped = EXPECTED[(task, split)]
@@ -47,6 +54,7 @@ def test_every_row_loads_or_is_skipped_with_a_count(task, split):
         assert "Level ?" in {p.meta["level"] for p in problems}  # kept as is, not a failure
 
 
+@_shared("gsm8k/train.jsonl", "gsm8k/test.jsonl")
 def test_gsm8k_answers_are_integers_without_commas():
     problems = [p for s in ("train", "test") for p in load_problems("gsm8k", s)[0]]
     assert all(p.answer.lstrip("-").isdigit() for p in problems)
@@ -61,6 +69,7 @@ def test_gsm8k_final_answer():
     assert gsm8k_final_answer("#### -5 ") == "-5"
 
 
+@_shared("math500/test.jsonl", "math/test.jsonl")
 def test_math500_has_solutions_and_math_does_not():
     m500 = load_problems("math500", "test")[0]
     assert all(p.solution and "\\boxed" in p.solution for p in m500)
@@ -69,17 +78,80 @@ def test_math500_has_solutions_and_math_does_not():
     assert all(p.solution is None for p in load_problems("math", "test", limit=50)[0])
 
 
-def test_limit_and_explicit_path(tmp_path):
+# --- the loader on files the tests write (no ../shared needed) -----------------------------------
+
+
+def _gsm8k_row(i: int) -> dict:
+    return {"question": f"Sam has {i} apples and buys {i + 2} more. How many now?",
+            "answer": f"{i} + {i + 2} = <<{i}+{i + 2}={2 * i + 2}>>{2 * i + 2}\n#### {2 * i + 2:,}"}
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    """A data root laid out like ../shared/data: gsm8k/test.jsonl (12 rows, the last three with a
+    thousands comma), math500/test.jsonl and math/test.jsonl (2 rows each)."""
+    root = tmp_path / "data"
+    rows = [_gsm8k_row(i) for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 600, 700, 800)]
+    _lines(root / "gsm8k" / "test.jsonl", rows)
+    m500 = [{"problem": "Write the point $(0,-2)$ in polar coordinates.",
+             "answer": "\\left( 2, \\frac{3\\pi}{2} \\right)",
+             "solution": "$r = 2$ and $\\theta = \\frac{3\\pi}{2}$: $\\boxed{\\left( 2, \\frac{3\\pi}{2} \\right)}$.",
+             "subject": "Precalculus", "level": 2, "unique_id": "test/precalculus/1.json"},
+            {"problem": "What is $1+1$?", "answer": "2", "solution": "$1+1=\\boxed{2}$.",
+             "subject": "Prealgebra", "level": 1, "unique_id": "test/prealgebra/2.json"}]
+    _lines(root / "math500" / "test.jsonl", m500)
+    _lines(root / "math" / "test.jsonl", [{k: v for k, v in r.items() if k != "solution"} for r in m500])
+    return root
+
+
+def _lines(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_gsm8k_answers_lose_their_commas(data_root):
+    problems, report = load_problems("gsm8k", "test", path=data_root)
+    assert report.loaded == 12 and report.num_skipped == 0
+    assert [p.answer for p in problems[-3:]] == ["1202", "1402", "1602"]  # "#### 1,202" in the file
+    assert all(p.answer.isdigit() and p.solution is None for p in problems)
+    assert [p.id for p in problems[:2]] == ["gsm8k:test:1", "gsm8k:test:2"]  # the line number
+
+
+def test_math500_rows_keep_solution_and_meta(data_root):
+    (m, _), _ = load_problems("math500", "test", path=data_root)
+    assert m.answer == "\\left( 2, \\frac{3\\pi}{2} \\right)" and "\\boxed" in m.solution
+    assert m.meta == {"subject": "Precalculus", "level": 2}
+    assert m.id == "math500:test:test/precalculus/1.json"
+    problems, _ = load_problems("math", "test", path=data_root)
+    assert [p.solution for p in problems] == [None, None]
+
+
+def test_limit_and_explicit_path(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRMRL_DATA_DIR", str(data_root))  # searched first
     problems, report = load_problems("gsm8k", "test", limit=10)
     assert len(problems) == report.loaded == 10
-    src = SHARED_DATA / "gsm8k" / "test.jsonl"
+    src = data_root / "gsm8k" / "test.jsonl"
+    assert Path(report.source).resolve() == src.resolve()
     by_file, _ = load_problems("gsm8k", "test", path=src, limit=3)
-    by_root, _ = load_problems("gsm8k", "test", path=SHARED_DATA, limit=3)
+    by_root, _ = load_problems("gsm8k", "test", path=data_root, limit=3)
     assert by_file == by_root == problems[:3]
     with pytest.raises(FileNotFoundError):
         load_problems("gsm8k", "test", path=tmp_path / "nope.jsonl")
 
 
+def test_found_in_shared_beside_the_working_directory(data_root, tmp_path, monkeypatch):
+    monkeypatch.delenv("PRMRL_DATA_DIR", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "shared").mkdir()
+    data_root.rename(tmp_path / "shared" / "data")
+    monkeypatch.chdir(work)  # ../shared/data from here is the folder just written
+    _, report = load_problems("math500", "test", limit=1)
+    assert Path(report.source).resolve() == (tmp_path / "shared/data/math500/test.jsonl").resolve()
+
+
+@_shared("math500/test.jsonl")
 def test_found_from_other_working_directories(tmp_path, monkeypatch):
     monkeypatch.delenv("PRMRL_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)  # ../shared/data is not here: found relative to the repository
@@ -150,10 +222,10 @@ def test_registry_and_errors():
         load_problems(bad, "test")
 
 
-def test_spec_variant_with_custom_template(tmp_path):
+def test_spec_variant_with_custom_template(data_root):
     spec = dataclasses.replace(TASKS["gsm8k"], prompt_template="Q: {question}\nA:", step_delimiter="\n")
-    problems, _ = load_problems(spec, "test", limit=1)
-    assert spec.format_question(problems[0].question).startswith("Q: Janet")
+    problems, _ = load_problems(spec, "test", path=data_root, limit=1)
+    assert spec.format_question(problems[0].question) == "Q: Sam has 1 apples and buys 3 more. How many now?\nA:"
 
 
 def test_without_a_local_copy_the_hub_needs_datasets(tmp_path, monkeypatch):

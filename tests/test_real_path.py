@@ -27,9 +27,11 @@ from prmrl.models.factory import save_model
 from prmrl.prompts import DEFAULT_SYSTEM_PROMPT
 from prmrl.steps import steps_for_batch
 
-pytestmark = pytest.mark.slow
-
-TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "tokenizers" / "qwen2.5-math-instruct"
+# The real tokenizer and the GSM8K files are read from the sibling ../shared folder: without it
+# the module skips, naming what is missing.
+TOKENIZER = "tokenizers/qwen2.5-math-instruct"
+pytestmark = [pytest.mark.slow, pytest.mark.needs_shared(
+    TOKENIZER, "data/gsm8k/train.jsonl", "data/gsm8k/test.jsonl")]
 
 # What the narrowed policy head can say (each must be one token in the Qwen2.5 tokenizer).
 VOCAB = ["\n\n", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", " +", " =", " *", ".",
@@ -39,12 +41,10 @@ VOCAB = ["\n\n", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", " +", " =", "
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
+def tokenizer(shared_path):
     from transformers import AutoTokenizer
 
-    if not (TOKENIZER / "tokenizer.json").exists():
-        pytest.skip(f"real tokenizer not found at {TOKENIZER}")
-    return AutoTokenizer.from_pretrained(str(TOKENIZER))
+    return AutoTokenizer.from_pretrained(str(shared_path(TOKENIZER)))
 
 
 def tiny_qwen2_config(tok, **extra):
@@ -56,7 +56,7 @@ def tiny_qwen2_config(tok, **extra):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, tokenizer):
+def models(tmp_path_factory, tokenizer, shared_path):
     """Policy, native PRM and qwen_prm-format PRM folders, each with its tokenizer."""
     from transformers import AutoTokenizer, Qwen2ForCausalLM, Qwen2ForTokenClassification
 
@@ -87,7 +87,7 @@ def models(tmp_path_factory, tokenizer):
     # Qwen2.5-Math-PRM: a 2-class token head read at "<extra_0>", an added special token there.
     from tokenizers import AddedToken
 
-    qtok = AutoTokenizer.from_pretrained(str(TOKENIZER))
+    qtok = AutoTokenizer.from_pretrained(str(shared_path(TOKENIZER)))
     qtok.add_tokens([AddedToken("<extra_0>", special=True, normalized=False)], special_tokens=True)
     qprm = Qwen2ForTokenClassification(tiny_qwen2_config(qtok, num_labels=2))
     save_model(qprm, qtok, root / "prm_qwen")
@@ -104,8 +104,10 @@ class Spy:
         self.prm_calls, self.batches = [], []
         prm_call, iteration = PRMReward.__call__, PPOTrainer.iteration
 
-        def spy_prm(scorer, questions, steps):
-            out = prm_call(scorer, questions, steps)
+        def spy_prm(scorer, prompts, steps, **cols):
+            # The trainer's convention: templated prompts, then columns such as question=.
+            out = prm_call(scorer, prompts, steps, **cols)
+            questions = cols.get("question", prompts)
             self.prm_calls.append((list(questions), [list(s) for s in steps], out))
             return out
 

@@ -1,4 +1,5 @@
-"""Readers of PRM800K and Math-Shepherd on every shared sample record, malformed lines, soft labels."""
+"""Readers of PRM800K and Math-Shepherd on every shared sample record (those tests skip without
+../shared/data) and on lines written here, malformed lines, soft labels."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from prmrl.rm.train import prm_training_batch
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PRM800K = SHARED / "data" / "prm800k" / "samples_prm800k_records.jsonl"
 SHEPHERD = SHARED / "data" / "math_shepherd" / "samples_math_shepherd.jsonl"
+needs_prm800k = pytest.mark.needs_shared("data/prm800k/samples_prm800k_records.jsonl")
+needs_shepherd = pytest.mark.needs_shared("data/math_shepherd/samples_math_shepherd.jsonl")
 
 
 def _n_lines(path: Path) -> int:
@@ -40,6 +43,7 @@ def _check_wellformed(records: list[StepLabelRecord]) -> None:
 # --- PRM800K ---------------------------------------------------------------------------------
 
 
+@needs_prm800k
 def test_prm800k_every_record():
     records, report = read_prm800k(PRM800K)
     assert report.n_skipped == 0 and report.reasons == []
@@ -50,6 +54,7 @@ def test_prm800k_every_record():
     assert [r.meta["line"] for r in records] == list(range(1, 9))
 
 
+@needs_prm800k
 def test_prm800k_hand_checked_records():
     records, _ = read_prm800k(PRM800K)
     by_line = {r.meta["line"]: r for r in records}
@@ -101,6 +106,51 @@ def test_prm800k_stop_rules(tmp_path):
     assert records == [] and report.n_empty == 1 and report.n_skipped == 0
 
 
+def _prm800k_full_line(steps: list[dict], finish_reason: str) -> dict:
+    """A line with the fields of a raw PRM800K phase-1/2 record (values written for the tests)."""
+    return {"labeler": "t", "timestamp": "2024-01-01T00:00:00", "generation": 2,
+            "is_quality_control_question": False, "is_initial_screening_question": False,
+            "question": {"problem": "What is $6 \\cdot 7$?", "ground_truth_answer": "42"},
+            "label": {"steps": steps, "total_time": 1000, "finish_reason": finish_reason}}
+
+
+def _step(chosen: int | None, comps: list[tuple[str, int | None]], human: str | None = None) -> dict:
+    return {"completions": [{"text": t, "rating": x, "flagged": False} for t, x in comps],
+            "human_completion": None if human is None else
+            {"text": human, "rating": None, "source": "human", "flagged": False},
+            "chosen_completion": chosen}
+
+
+def test_prm800k_written_records(tmp_path):
+    """The cases the shared samples hold, on lines written here: a null chosen_completion (the
+    labeller rejected every completion and wrote their own) ends the record on its first
+    completion; a neutral rating reads as ``neutral_label``; found_error stops at the -1."""
+    rejected = _prm800k_full_line([
+        _step(0, [("We need $6 \\cdot 7$.", 1)]),
+        _step(None, [("That is 48.", -1), ("That is 43.", -1)], human="That is 42."),
+        _step(0, [("# Answer\n\n42", 1)]),
+    ], "solution")
+    found_error = _prm800k_full_line([
+        _step(0, [("Six sevens.", 1)]),
+        _step(1, [("Let me think.", 1), ("Maybe add them.", 0)]),
+        _step(0, [("6 + 7 = 13.", -1)]),
+        _step(0, [("# Answer\n\n13", -1)]),
+    ], "found_error")
+    path = _write_lines(tmp_path / "p.jsonl", [rejected, found_error])
+    records, report = read_prm800k(path)
+    assert report.n_read == 2 and report.n_skipped == report.n_empty == 0
+    _check_wellformed(records)
+    r, e = records
+    assert r.steps == ["We need $6 \\cdot 7$.", "That is 48."] and r.labels == [1.0, 0.0]
+    assert r.meta == {"finish_reason": "solution", "ground_truth_answer": "42", "line": 1}
+    assert e.steps == ["Six sevens.", "Maybe add them.", "6 + 7 = 13."] and e.labels == [1.0, 1.0, 0.0]
+    assert e.meta["finish_reason"] == "found_error" and e.source == "prm800k"
+    strict, _ = read_prm800k(path, neutral_label=0.0)
+    assert strict[1].labels == [1.0, 0.0, 0.0]
+    soft, _ = read_prm800k(path, neutral_label=0.5)
+    assert soft[1].labels[1] == 0.5 and type(soft[1].labels[1]) is float
+
+
 @pytest.mark.parametrize("mutate, field", [
     (lambda d: d["question"].pop("problem"), "question.problem"),
     (lambda d: d.pop("label"), "label"),
@@ -126,6 +176,7 @@ def test_prm800k_malformed_names_file_line_field(tmp_path, mutate, field):
 # --- Math-Shepherd ---------------------------------------------------------------------------
 
 
+@needs_shepherd
 def test_math_shepherd_every_record():
     records, report = read_math_shepherd(SHEPHERD)
     assert report.n_read == len(records) == _n_lines(SHEPHERD) == 7 and report.n_skipped == 0
@@ -139,6 +190,7 @@ def test_math_shepherd_every_record():
         assert r.meta["task"] == "GSM8K"
 
 
+@needs_shepherd
 def test_math_shepherd_hand_checked():
     records, _ = read_math_shepherd(SHEPHERD)
     r = records[0]
@@ -147,6 +199,38 @@ def test_math_shepherd_hand_checked():
     assert r.labels == [1.0, 1.0, 1.0, 1.0, 0.0]
     assert records[1].labels == [0.0, 0.0, 0.0]
     assert records[4].labels == [1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+# Math-Shepherd lines written for these tests, in the dataset's layout: the question, then
+# "Step k: ..." lines each ending in the tag (input) or in its sign (label).
+MS_WRITTEN = [
+    ("A box holds 6 pens. How many pens are in 4 boxes?",
+     [("Step 1: 4 boxes hold 4 * 6 = <<4*6=24>>24 pens.", "+"), ("Step 2: The answer is: 24", "+")]),
+    ("Tom reads 12 pages a day. How many pages does he read in a week?",
+     [("Step 1: A week has 5 days.", "-"), ("Step 2: He reads 12 * 5 = <<12*5=60>>60 pages.", "-"),
+      ("Step 3: The answer is: 60", "-")]),
+    ("A 30 m rope is cut into 5 m pieces. How many pieces are there?",
+     [("Step 1: 30 / 5 = <<30/5=6>>6 pieces.", "+"), ("Step 2: Then 6 + 1 = <<6+1=7>>7 cuts.", "-"),
+      ("Step 3: The answer is: 7", "-")]),
+]
+
+
+def _ms_line(question: str, steps: list[tuple[str, str]]) -> dict:
+    body = "\n".join(f"{s} {{}}" for s, _ in steps)
+    return {"input": f"{question} " + body.format(*["ки"] * len(steps)),
+            "label": f"{question} " + body.format(*[sign for _, sign in steps]), "task": "GSM8K"}
+
+
+def test_math_shepherd_written_records(tmp_path):
+    path = _write_lines(tmp_path / "ms.jsonl", [_ms_line(q, st) for q, st in MS_WRITTEN])
+    records, report = read_math_shepherd(path)
+    assert report.n_read == len(records) == 3 and report.n_skipped == 0
+    _check_wellformed(records)
+    for r, (question, steps) in zip(records, MS_WRITTEN):
+        assert r.question == question and r.steps == [s for s, _ in steps]
+        assert r.labels == [1.0 if sign == "+" else 0.0 for _, sign in steps]
+        assert r.meta["task"] == "GSM8K" and r.source == "math_shepherd"
+    assert [r.labels for r in records] == [[1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
 
 
 GOOD_MS = {"input": "Q? Step 1: a ки\nStep 2: b ки", "label": "Q? Step 1: a +\nStep 2: b -", "task": "t"}

@@ -4,20 +4,25 @@ truncation gives None, and training lowers the loss."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer, MistralConfig, MistralForCausalLM
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    MistralConfig,
+    MistralForCausalLM,
+    PreTrainedTokenizerFast,
+)
 
 from prmrl.models.factory import load_scalar_model, save_model, tiny_llama_config
-from prmrl.models.tokenizer import build_char_tokenizer
+from prmrl.models.tokenizer import CHARS, SPECIALS, build_char_tokenizer
 from prmrl.rm.formats import MathShepherdFormat, NativeFormat
 from prmrl.rm.records import OutcomeRecord, StepLabelRecord
 from prmrl.rewards.reward_models import ORMScorer, PRMScorer, forward_logits, load_orm, load_prm
 from prmrl.rm.train import length_grouped_batches, orm_training_batch, prm_training_batch, train_reward_model
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+MISTRAL = "tokenizers/mistral-7b-v0.1"  # under ../shared: the Math-Shepherd PRM's tokenizer
 
 
 QUESTIONS = ["12+30=?", "7*6=?", "5-9=?", "1+1=?"]
@@ -78,9 +83,28 @@ def test_prm_truncation_gives_none_for_steps_beyond(char_setup):
     assert short[:2] == pytest.approx(full[:2], abs=1e-5) and short[2] is None
 
 
-def test_math_shepherd_one_pass_equals_per_prefix():
-    tok = AutoTokenizer.from_pretrained(str(SHARED / "tokenizers" / "mistral-7b-v0.1"))
-    tok.pad_token = tok.eos_token
+def spaceless_char_tokenizer() -> PreTrainedTokenizerFast:
+    """One token per character with whitespace dropped, plus the tag's letters: enough for the
+    Math-Shepherd format ("+ -" is two tokens, " ки" ends in one tag token) without Mistral's."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = {t: i for i, t in enumerate(SPECIALS + [c for c in CHARS if not c.isspace()] + ["к", "и"])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(pattern="", behavior="isolated")])
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", padding_side="left")
+
+
+@pytest.mark.parametrize("tokenizer", [
+    "spaceless_chars", pytest.param("mistral", marks=pytest.mark.needs_shared(MISTRAL))])
+def test_math_shepherd_one_pass_equals_per_prefix(tokenizer, shared_path):
+    if tokenizer == "mistral":
+        tok = AutoTokenizer.from_pretrained(str(shared_path(MISTRAL)))
+        tok.pad_token = tok.eos_token
+    else:
+        tok = spaceless_char_tokenizer()
     cfg = MistralConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                         num_attention_heads=4, num_key_value_heads=2)
     torch.manual_seed(0)

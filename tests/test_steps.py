@@ -1,8 +1,7 @@
-"""Step splitting and step-end token placement, on the char tokenizer and on real tokenizers."""
+"""Step splitting and step-end token placement, on the char tokenizer and on real tokenizers
+(those tests skip without ../shared/tokenizers, naming the missing folder)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -21,17 +20,17 @@ from prmrl.steps import (
     token_char_ends,
 )
 
-TOKENIZERS = Path(__file__).resolve().parents[2] / "shared" / "tokenizers"
 REPLACEMENT = "\ufffd"
+QWEN = "tokenizers/qwen2.5-instruct"  # under ../shared
+MISTRAL = "tokenizers/mistral-7b-v0.1"
+needs_qwen = pytest.mark.needs_shared(QWEN)
+needs_mistral = pytest.mark.needs_shared(MISTRAL)
 
 
-def load(folder: str):
-    path = TOKENIZERS / folder
-    if not path.is_dir():
-        pytest.skip(f"tokenizer files not found at {path}")
+def load(shared_path, folder: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path))
+    return AutoTokenizer.from_pretrained(str(shared_path(folder)))
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +39,13 @@ def char_tok():
 
 
 @pytest.fixture(scope="module")
-def qwen():
-    return load("qwen2.5-instruct")
+def qwen(shared_path):
+    return load(shared_path, QWEN)
 
 
 @pytest.fixture(scope="module")
-def mistral():
-    return load("mistral-7b-v0.1")
+def mistral(shared_path):
+    return load(shared_path, MISTRAL)
 
 
 def assert_ends_are_exact(tok, ids: list[int], ends: list[int]) -> None:
@@ -176,15 +175,16 @@ def test_max_steps_merges_overflow_into_last_kept_step(char_tok):
     assert steps_for_response(char_tok, ids, max_steps=4) == steps_for_response(char_tok, ids)
 
 
-def test_batch_matches_single(char_tok, qwen):
-    for tok, delim, texts in [
-        (char_tok, "\n", ["1+1=2\n2+2=4", "", "x\n\ny\n"]),
-        (qwen, "\n\n", ["Add.\n\nThen π ≈ 3.\n\n面积", "", "one step"]),
-    ]:
-        batch = [tok.encode(t, add_special_tokens=False) + [tok.eos_token_id] for t in texts]
-        assert steps_for_batch(tok, batch, delim) == [
-            steps_for_response(tok, ids, delim) for ids in batch
-        ]
+@pytest.mark.parametrize("which, delim, texts", [
+    ("char", "\n", ["1+1=2\n2+2=4", "", "x\n\ny\n"]),
+    pytest.param("qwen", "\n\n", ["Add.\n\nThen π ≈ 3.\n\n面积", "", "one step"], marks=needs_qwen),
+], ids=["char", "qwen"])
+def test_batch_matches_single(request, which, delim, texts):
+    tok = request.getfixturevalue("char_tok" if which == "char" else "qwen")
+    batch = [tok.encode(t, add_special_tokens=False) + [tok.eos_token_id] for t in texts]
+    assert steps_for_batch(tok, batch, delim) == [
+        steps_for_response(tok, ids, delim) for ids in batch
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +193,7 @@ def test_batch_matches_single(char_tok, qwen):
 QWEN_RESPONSE = "So 6 × 7 = 42.\n\nThen π ≈\n\n结果是面积 42\n\n\\boxed{42}"
 
 
+@needs_qwen
 def test_qwen_step_ends_in_merged_period_newlines(qwen):
     im_end = qwen.convert_tokens_to_ids("<|im_end|>")
     ids = qwen.encode(QWEN_RESPONSE, add_special_tokens=False) + [im_end]
@@ -208,6 +209,7 @@ def test_qwen_step_ends_in_merged_period_newlines(qwen):
     assert_ends_are_exact(qwen, ids, token_char_ends(qwen, ids))
 
 
+@needs_qwen
 def test_qwen_multibyte_char_split_over_tokens_ends_on_completing_token(qwen):
     ids = qwen.encode(QWEN_RESPONSE, add_special_tokens=False)
     pieces = [qwen.decode([i]) for i in ids]
@@ -223,6 +225,7 @@ def test_qwen_multibyte_char_split_over_tokens_ends_on_completing_token(qwen):
     assert_step_ends_placed(qwen, ids, rs)
 
 
+@needs_qwen
 def test_qwen_ascii_takes_fast_path(qwen, monkeypatch):
     def fail(*args):
         raise AssertionError("slow path used")
@@ -235,6 +238,7 @@ def test_qwen_ascii_takes_fast_path(qwen, monkeypatch):
     assert_step_ends_placed(qwen, ids, rs)
 
 
+@needs_qwen
 def test_qwen_response_cut_inside_a_character(qwen):
     ids = qwen.encode("Area 面", add_special_tokens=False)
     cut = ids + qwen.encode(" ≈", add_special_tokens=False)[:1]  # " " and 2 of 3 bytes of "≈"
@@ -249,6 +253,7 @@ def test_qwen_response_cut_inside_a_character(qwen):
 # Mistral sentencepiece (the Math-Shepherd PRM's tokenizer): single decodes drop the "▁" space
 
 
+@needs_mistral
 def test_mistral_falls_back_to_exact_ends(mistral):
     text = "Step 1: 3 × 4 = 12.\n\nStep 2:  π ≈ 3.14, 面积 12 ки\n\nThe answer is 12"
     ids = mistral.encode(text, add_special_tokens=False) + [mistral.eos_token_id]
@@ -263,6 +268,8 @@ def test_mistral_falls_back_to_exact_ends(mistral):
     assert mistral.decode([ids[rs.end_tokens[1]]]) == "ки"
 
 
+@needs_qwen
+@needs_mistral
 def test_incremental_agrees_with_prefix_definition(qwen, mistral):
     qwen_cut = qwen.encode("Area 面", add_special_tokens=False) + [21103]  # " " + bytes of "≈"
     cases = [(qwen, QWEN_RESPONSE), (mistral, QWEN_RESPONSE), (mistral, "  a\n b")]
@@ -282,6 +289,8 @@ def test_incremental_agrees_with_prefix_definition(qwen, mistral):
 PIECES = ["a", "b", "1", ".", " ", "\n", "\n\n", "×", "≈", "π", "面", "积", "ки", "😀"]
 
 
+@needs_qwen
+@needs_mistral
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=30).map("".join), st.integers(0, 60))
 def test_random_texts_place_every_step(qwen, mistral, text, cut):
