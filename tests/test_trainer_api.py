@@ -147,3 +147,41 @@ def test_cli_critic_lr_1e8_exits_3_with_one_line_and_a_checkpoint(policy, tmp_pa
     it = int(lines[0].split("iteration ")[1].split(":")[0])
     assert it >= 1, lines          # the first critic step is finite; its result blows up the next
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == f"iter-{it:06d}"
+
+
+@pytest.mark.parametrize("advantage, credit, kl_mode, agg", [
+    ("grpo", "return_to_go", "loss", "token_mean"),
+    ("rloo", "min_form", "reward", "seq_mean_token_sum"),
+    ("reinforce_pp", "process_supervision", "reward", "constant"),
+])
+def test_critic_free_estimators_learn_without_a_critic(tmp_path, advantage, credit, kl_mode, agg):
+    """No critic is built; a reward for starting with a digit is learned (the policy moves)."""
+    model, tok = build_tiny_policy(seed=1, hidden=32, layers=2, heads=2, intermediate=64)
+    tr = PPOTrainer(model, tokenizer=tok, prompts=["Say:"] * 8, success=lambda p, c, **_: [
+        float(x[:1].isdigit()) for x in c],
+        prm=lambda p, steps, **_: [[0.5] * len(s) for s in steps],
+        reward=RewardConfig(shaping="clip", prm="callable", prm_alpha=0.1),
+        ppo=PPOConfig(iterations=10, prompts_per_iteration=8, samples_per_prompt=8, max_new_tokens=2,
+                      minibatch_size=64, ppo_epochs=2, actor_lr=5e-3, kl_beta=0.0, advantage=advantage,
+                      credit=credit, kl_mode=kl_mode, loss_agg=agg))
+    assert tr.critic is None and tr.critic_opt is None
+    torch.manual_seed(0)
+    rates = [m["rollout/success"] for m in tr.fit()["history"]]
+    assert sum(rates[-2:]) / 2 > sum(rates[:2]) / 2 + 0.15, rates
+    assert "losses/value" not in tr.fit(iterations=11)["last"]
+
+
+def test_critic_free_run_resumes_from_its_checkpoint(policy, tmp_path):
+    ppo = PPOConfig(**{**SMALL, "iterations": 3}, advantage="grpo")
+    a = PPOTrainer(str(policy), task=task(), ppo=ppo, output_dir=tmp_path / "a", save_every=1)
+    a.fit()
+    b = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**{**SMALL, "iterations": 2}, advantage="grpo"),
+                   output_dir=tmp_path / "b", save_every=1)
+    b.fit()
+    b2 = PPOTrainer(str(policy), task=task(), ppo=ppo, output_dir=tmp_path / "b")
+    b2.fit(resume=True)
+    for k, v in a.actor.state_dict().items():
+        assert torch.equal(v, b2.actor.state_dict()[k]), k
+    with pytest.raises(ValueError, match="without a critic"):
+        PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), output_dir=tmp_path / "b").load_state(
+            tmp_path / "b" / "checkpoints" / "iter-000003")

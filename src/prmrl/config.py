@@ -31,6 +31,7 @@ import yaml
 # The registries that define the names of variants (config sits above them, below the models).
 from prmrl.rewards.shaping import SHAPING_METHODS
 from prmrl.rl.core import KL_ESTIMATORS, LR_SCHEDULES
+from prmrl.rl.estimators import AGGREGATIONS, CREDIT_RULES, ESTIMATORS
 from prmrl.rm.formats import PRM_FORMATS
 from prmrl.tasks import TASK_NAMES
 
@@ -166,6 +167,20 @@ class PPOConfig:
     max_grad_norm: float = 1.0
     critic_warmup_iterations: int = 0
     """iterations at the start that update only the critic"""
+    advantage: str = "gae"
+    """"gae": PPO with a critic; "grpo", "rloo", "reinforce_pp": critic-free (no critic is
+    built), baselines from each prompt's group of ``samples_per_prompt`` answers
+    (docs/method.md, "Critic-free estimators")"""
+    credit: str = "return_to_go"
+    """critic-free: how dense step rewards reach the tokens before them: "return_to_go",
+    "process_supervision" (DeepSeekMath), "min_form" (PURE)"""
+    kl_mode: str = "reward"
+    """the KL to the reference as a per-token "reward" penalty (PPO) or a k3 "loss" term (GRPO)"""
+    loss_agg: str = "token_mean"
+    """critic-free: loss aggregation "token_mean", "seq_mean_token_sum", "seq_mean_token_mean"
+    (GRPO paper), "constant" (Dr. GRPO); normalisers of the whole minibatch over all processes"""
+    scale_rewards: bool = True
+    """grpo: divide by the group's std (false: Dr. GRPO)"""
     lr_schedule: str = "constant"
     """learning rates of actor and critic: "constant", or "linear" decay to 0 over the
     iterations (one of ``prmrl.rl.core.LR_SCHEDULES``)"""
@@ -283,7 +298,8 @@ class RunConfig:
     """PPO: write a resumable checkpoint (actor, critic, optimizers, RNG states, data position)
     every N iterations, and at the end; 0: only at the end and on SIGTERM / Ctrl-C"""
     resume: bool = False
-    """PPO: continue the run in ``out_dir`` from its last checkpoint"""
+    """PPO: continue the run in ``out_dir`` from its newest checkpoint (from the first
+    iteration when it saved none yet: a preemptible job can always pass it)"""
     overwrite: bool = False
     """PPO: start afresh in an ``out_dir`` that already holds a run (its files are replaced)"""
     report_to: list[str] = field(default_factory=list)
@@ -419,6 +435,10 @@ CHOICES: dict[str, Collection[str]] = {
     "reward.prm_format": PRM_FORMATS,
     "ppo.kl_estimator": KL_ESTIMATORS,
     "ppo.lr_schedule": LR_SCHEDULES,
+    "ppo.advantage": ("gae", *ESTIMATORS),
+    "ppo.credit": CREDIT_RULES,
+    "ppo.kl_mode": ("reward", "loss"),
+    "ppo.loss_agg": AGGREGATIONS,
     "ablation.arms": ALL_ARMS,
 }
 

@@ -27,6 +27,7 @@ class RolloutBatch:
     # -- steps --
     step_end_index: torch.Tensor      # (B, S) long: response-token index of each step's last token
     step_mask: torch.Tensor           # (B, S) bool
+    step_scored: torch.Tensor | None = None    # (B, S) bool: steps the PRM scored (a prefix)
     # -- policy quantities at rollout time --
     old_logprobs: torch.Tensor | None = None   # (B, T)
     ref_logprobs: torch.Tensor | None = None   # (B, T)
@@ -70,8 +71,11 @@ class RolloutBatch:
         return {
             "input_ids": ids, "attention_mask": am,
             "response_mask": self.response_mask[idx, :T],
-            "old_logprobs": self.old_logprobs[idx, :T], "old_values": self.old_values[idx, :T],
-            "advantages": self.advantages[idx, :T], "returns": self.returns[idx, :T],
+            "old_logprobs": self.old_logprobs[idx, :T], "ref_logprobs": self.ref_logprobs[idx, :T],
+            "advantages": self.advantages[idx, :T],
+            # a critic-free estimator has no values and no returns
+            **({"old_values": self.old_values[idx, :T], "returns": self.returns[idx, :T]}
+               if self.returns is not None else {}),
         }
 
     def chunks(self, size: int) -> list[torch.Tensor]:

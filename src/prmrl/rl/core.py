@@ -267,18 +267,27 @@ def policy_loss(
     (no gradient there); ``approx_kl`` = mean of the k3 estimator (r - 1) - log r of
     KL(old || new). Source: Schulman et al. 2017; cleanrl ``ppo.py``; verl ``compute_policy_loss``.
     """
+    per_token, stats = policy_loss_tokens(logprobs, old_logprobs, advantages, mask, clip_eps)
+    return masked_mean(per_token, mask), stats
+
+
+def policy_loss_tokens(
+    logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, clip_eps: float
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The clipped surrogate per token, ``(B, T)``, 0 on padding (``policy_loss`` before its
+    token mean; the critic-free estimators aggregate it their own way), and the same stats."""
     logratio = _zero_pad(logprobs - old_logprobs, mask)
     adv = _zero_pad(advantages, mask)
     ratio = torch.exp(logratio)
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    per_token = _zero_pad(torch.maximum(unclipped, clipped), mask)
     with torch.no_grad():
         stats = {
             "clipfrac": masked_mean((clipped > unclipped).to(logratio.dtype), mask),
             "approx_kl": masked_mean((ratio - 1) - logratio, mask),
         }
-    return loss, stats
+    return per_token, stats
 
 
 def value_loss(

@@ -37,7 +37,7 @@ from prmrl.models.sampler import generate
 from prmrl.prompts import QUESTION_TEMPLATE
 from prmrl.rewards import assemble
 from prmrl.rewards.scorers import ORMReward, PRMReward, SuccessReward
-from prmrl.rl import core
+from prmrl.rl import core, estimators
 from prmrl.rl.batch import RolloutBatch
 from prmrl.rl.callbacks import Callback, as_callbacks, make_sinks
 from prmrl.rl.checkpoint import (CHECKPOINT_DIR, TrainingInterrupted, latest_checkpoint, load_checkpoint,
@@ -151,7 +151,10 @@ class PPOTrainer:
         # Trained weights in float32 whatever the checkpoint's dtype (bf16 AdamW barely moves
         # them); autocast (mixed precision) does the bf16 compute on GPU.
         actor = load_policy(policy_path, dtype=torch.float32) if policy_path else policy.float()
-        if critic is None:
+        if self.ppo.advantage != "gae":
+            if critic is not None:
+                raise ValueError(f"critic: ppo.advantage={self.ppo.advantage!r} is critic-free; give no critic")
+        elif critic is None:
             critic = (load_scalar_model(policy_path, dtype=torch.float32) if policy_path
                       else critic_from_policy(actor))
         elif isinstance(critic, (str, os.PathLike)):
@@ -164,11 +167,15 @@ class PPOTrainer:
         self.ref = copy.deepcopy(actor).to(_dtype(precision)).eval().requires_grad_(False)
         p = self.ppo
         actor_opt = torch.optim.AdamW(actor.parameters(), lr=p.actor_lr, eps=1e-5)
-        critic_opt = torch.optim.AdamW(critic.parameters(), lr=p.critic_lr, eps=1e-5)
-        self.actor, self.critic, self.actor_opt, self.critic_opt = self.acc.prepare(
-            actor, critic, actor_opt, critic_opt)
+        if critic is not None:
+            critic_opt = torch.optim.AdamW(critic.parameters(), lr=p.critic_lr, eps=1e-5)
+            self.actor, self.critic, self.actor_opt, self.critic_opt = self.acc.prepare(
+                actor, critic, actor_opt, critic_opt)
+            self.critic_sched = _schedule(self.critic_opt, p)
+        else:                       # critic-free: no critic, no value pass, no value update
+            self.actor, self.actor_opt = self.acc.prepare(actor, actor_opt)
+            self.critic = self.critic_opt = self.critic_sched = None
         self.actor_sched = _schedule(self.actor_opt, p)
-        self.critic_sched = _schedule(self.critic_opt, p)
         self.ref.to(self.acc.device)
         self.unscorable = {"success": 0, "orm": 0, "prm_steps": 0}
         self.iteration_done = 0           # iterations completed (the next one's index)
@@ -250,7 +257,8 @@ class PPOTrainer:
     def shape(self, b: RolloutBatch) -> None:
         r, p = self.reward, self.ppo
         T = b.n_response
-        actor, critic = self.acc.unwrap_model(self.actor), self.acc.unwrap_model(self.critic)
+        actor = self.acc.unwrap_model(self.actor)
+        critic = self.acc.unwrap_model(self.critic) if self.critic is not None else None
         # In chunks of a minibatch (a whole batch of (B, T, V) logits does not fit for real
         # models), rows of similar length together and trimmed of shared padding.
         # The sampler's log-probs are the old policy's, computed as the update computes them,
@@ -265,7 +273,8 @@ class PPOTrainer:
             if recompute:
                 b.old_logprobs[idx, :Tc] = token_logprobs(actor, ids, am, Tc, p.temperature, entropy=False)[0].float()
             b.ref_logprobs[idx, :Tc] = token_logprobs(self.ref, ids, am, Tc, p.temperature, entropy=False)[0].float()
-            b.old_values[idx, :Tc] = self._values(critic, ids, am, Tc)
+            if critic is not None:
+                b.old_values[idx, :Tc] = self._values(critic, ids, am, Tc)
         b.answer_rewards = assemble.answer_rewards(
             b.success_scores, b.orm_scores, success_weight=r.success_weight,
             orm_alpha=r.orm_alpha, unscorable_reward=r.unscorable_reward)
@@ -275,24 +284,41 @@ class PPOTrainer:
         else:
             b.step_rewards, scored = torch.zeros_like(b.step_end_index, dtype=torch.float32), b.step_mask
         b.kl = core.kl_penalty(b.old_logprobs, b.ref_logprobs, p.kl_estimator)
+        b.step_scored = scored
+        # as a loss term (kl_mode "loss") the KL stays out of the rewards
         b.token_rewards = assemble.token_rewards(
             b.answer_rewards, b.step_rewards, b.step_end_index, scored, b.kl, b.response_mask,
-            kl_beta=p.kl_beta)
+            kl_beta=p.kl_beta if p.kl_mode == "reward" else 0.0)
 
     # ---- phase 4: advantages --------------------------------------------------------------
 
     @torch.no_grad()
     def advantages(self, b: RolloutBatch) -> None:
         p = self.ppo
-        adv, b.returns = core.gae(b.token_rewards, b.old_values, b.response_mask, p.gamma, p.lam)
-        b.advantages = core.masked_whiten(adv, b.response_mask) if p.whiten_advantages else adv
+        if p.advantage == "gae":
+            adv, b.returns = core.gae(b.token_rewards, b.old_values, b.response_mask, p.gamma, p.lam)
+            b.advantages = core.masked_whiten(adv, b.response_mask) if p.whiten_advantages else adv
+            return
+        # critic-free: the outcome and the placed step rewards go to the estimator separately
+        # (process supervision normalises them apart); groups are a prompt's samples
+        zeros = torch.zeros_like(b.answer_rewards)
+        step_tokens = assemble.token_rewards(zeros, b.step_rewards, b.step_end_index, b.step_scored,
+                                             torch.zeros_like(b.kl), b.response_mask, kl_beta=0.0)
+        ends = assemble.token_rewards(zeros, b.step_scored.float(), b.step_end_index, b.step_scored,
+                                      torch.zeros_like(b.kl), b.response_mask, kl_beta=0.0) > 0
+        group = torch.arange(len(b), device=b.kl.device) // p.samples_per_prompt
+        kl_tokens = -p.kl_beta * b.kl if p.kl_mode == "reward" else None
+        b.advantages = estimators.critic_free_advantages(
+            b.answer_rewards, step_tokens, ends, b.response_mask, group, estimator=p.advantage,
+            credit=p.credit, kl_tokens=kl_tokens, scale=p.scale_rewards)
 
     # ---- phase 5: update ------------------------------------------------------------------
 
     def update(self, b: RolloutBatch, train_actor: bool = True) -> dict[str, float]:
         p = self.ppo
         self.actor.train()
-        self.critic.train()
+        if self.critic is not None:
+            self.critic.train()
         stats: dict[str, list[float]] = {}
         for _ in range(p.ppo_epochs):
             order = torch.randperm(len(b)).to(self.acc.device)   # the global RNG, checkpointed
@@ -302,14 +328,14 @@ class PPOTrainer:
                 if train_actor:
                     logprobs, entropy = token_logprobs(self.actor, mb["input_ids"], mb["attention_mask"],
                                                        T, p.temperature)
-                    pg_loss, pg_stats = core.policy_loss(logprobs, mb["old_logprobs"], mb["advantages"],
-                                                         mb["response_mask"], p.clip_eps)
+                    pg_loss, pg_stats = self._policy_loss(logprobs, mb)
                     grad_norm = self._step(self.actor, self.actor_opt, pg_loss, "losses/policy",
                                            "grad_norm/actor")
                     _add(stats, {"losses/policy": pg_loss, "losses/entropy":
                                  core.masked_mean(entropy.detach(), mb["response_mask"]),
-                                 "losses/clipfrac": pg_stats["clipfrac"], "losses/approx_kl": pg_stats["approx_kl"],
-                                 "grad_norm/actor": grad_norm})
+                                 "grad_norm/actor": grad_norm, **pg_stats})
+                if self.critic is None:
+                    continue
                 values = self._values(self.critic, mb["input_ids"], mb["attention_mask"], T)
                 v_loss, v_stats = core.value_loss(values, mb["old_values"], mb["returns"],
                                                   mb["response_mask"], p.value_clip_eps)
@@ -318,10 +344,33 @@ class PPOTrainer:
                              "grad_norm/critic": grad_norm})
         if train_actor:
             self.actor_sched.step()
-        self.critic_sched.step()
+        if self.critic is not None:
+            self.critic_sched.step()
+            self.critic.eval()
         self.actor.eval()
-        self.critic.eval()
         return {k: sum(v) / len(v) for k, v in stats.items()}
+
+    def _policy_loss(self, logprobs: torch.Tensor, mb: dict) -> tuple[torch.Tensor, dict]:
+        """PPO's clipped surrogate: a token mean for GAE (as PPO always had); for the critic-free
+        estimators aggregated by ``ppo.loss_agg`` with the minibatch's normalisers over all
+        processes, plus the k3 KL term when ``ppo.kl_mode`` is "loss"."""
+        p, mask = self.ppo, mb["response_mask"]
+        if p.advantage == "gae" and p.kl_mode == "reward":
+            loss, st = core.policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mask, p.clip_eps)
+            return loss, {"losses/clipfrac": st["clipfrac"], "losses/approx_kl": st["approx_kl"]}
+        per_token, st = core.policy_loss_tokens(logprobs, mb["old_logprobs"], mb["advantages"], mask, p.clip_eps)
+        out = {"losses/clipfrac": st["clipfrac"], "losses/approx_kl": st["approx_kl"]}
+        if p.kl_mode == "loss":
+            kl = estimators.kl_k3(logprobs, mb["ref_logprobs"])
+            per_token = per_token + p.kl_beta * kl
+            out["losses/kl"] = core.masked_mean(kl.detach(), mask)
+        counts = torch.tensor([float(mask.bool().sum()), float(mask.shape[0])], device=mask.device)
+        if self.acc.num_processes > 1:        # global normalisers; DDP then averages gradients
+            counts = self.acc.reduce(counts, reduction="sum")
+        agg = p.loss_agg if p.advantage != "gae" else "token_mean"
+        loss = estimators.aggregate(per_token, mask, agg, n_tokens=float(counts[0]),
+                                    n_seqs=float(counts[1]), max_len=p.max_new_tokens)
+        return loss * self.acc.num_processes, out
 
     def _step(self, model, opt, loss: torch.Tensor, loss_name: str, norm_name: str) -> torch.Tensor:
         _require_finite(loss, loss_name, self.iteration_done)
@@ -386,8 +435,8 @@ class PPOTrainer:
             callbacks: Sequence[Callback | Callable] = ()) -> dict:
         """Train for ``ppo.iterations`` (or ``iterations``) iterations in total.
 
-        resume: True continues from the last checkpoint in ``output_dir`` (an error if there is
-        none), a path from that checkpoint folder. A new run refuses an ``output_dir`` that holds
+        resume: True continues from the newest checkpoint in ``output_dir`` (from the first
+        iteration when there is none yet), a path from that checkpoint folder. A new run refuses an ``output_dir`` that holds
         a run unless the trainer was made with ``overwrite=True``. SIGTERM or Ctrl-C: the
         iteration in flight finishes, a checkpoint is written, and ``TrainingInterrupted`` is
         raised (a second signal stops at once). A NaN / inf loss, reward or gradient norm raises
@@ -450,10 +499,13 @@ class PPOTrainer:
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue exactly (see ``prmrl.rl.checkpoint``)."""
         uw = self.acc.unwrap_model
+        critic = self.critic is not None
         return {"iteration": self.iteration_done, "actor": uw(self.actor).state_dict(),
-                "critic": uw(self.critic).state_dict(), "actor_opt": self.actor_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(), "actor_sched": self.actor_sched.state_dict(),
-                "critic_sched": self.critic_sched.state_dict(), "rng": rng_state(),
+                "critic": uw(self.critic).state_dict() if critic else None,
+                "actor_opt": self.actor_opt.state_dict(),
+                "critic_opt": self.critic_opt.state_dict() if critic else None,
+                "actor_sched": self.actor_sched.state_dict(),
+                "critic_sched": self.critic_sched.state_dict() if critic else None, "rng": rng_state(),
                 "data_order": list(self._order), "unscorable": dict(self.unscorable),
                 "delimiter_checked": self._delimiter_checked, "seed": self.seed,
                 "process_index": self.acc.process_index}
@@ -464,11 +516,16 @@ class PPOTrainer:
             raise ValueError(f"{path}: checkpoint of seed {st['seed']}, trainer has seed {self.seed}")
         uw = self.acc.unwrap_model
         uw(self.actor).load_state_dict(st["actor"])
-        uw(self.critic).load_state_dict(st["critic"])
+        if (st["critic"] is None) != (self.critic is None):
+            raise ValueError(f"{path}: checkpoint {'without' if st['critic'] is None else 'with'} a critic; "
+                             f"this trainer (ppo.advantage={self.ppo.advantage!r}) "
+                             f"{'has' if self.critic is not None else 'has none'}")
+        if self.critic is not None:
+            uw(self.critic).load_state_dict(st["critic"])
+            self.critic_opt.load_state_dict(st["critic_opt"])
+            self.critic_sched.load_state_dict(st["critic_sched"])
         self.actor_opt.load_state_dict(st["actor_opt"])
-        self.critic_opt.load_state_dict(st["critic_opt"])
         self.actor_sched.load_state_dict(st["actor_sched"])
-        self.critic_sched.load_state_dict(st["critic_sched"])
         self._order = list(st["data_order"])
         self.unscorable = dict(st["unscorable"])
         self._delimiter_checked = bool(st["delimiter_checked"])
@@ -479,12 +536,21 @@ class PPOTrainer:
         path = save_checkpoint(self.output_dir, self.state_dict(), self.acc)
         return path
 
-    def _resume_source(self, resume) -> Path:
+    def _resume_source(self, resume) -> Path | None:
+        """The checkpoint to continue from: the newest one (``resume=True``; None when the run
+        saved none yet, so it starts from its first iteration: a job that always passes resume
+        works on its first start and after a kill before its first checkpoint), or a path."""
         if resume is True:
             ckpt = latest_checkpoint(self.output_dir)
             if ckpt is None:
-                raise FileNotFoundError(f"{self.output_dir / CHECKPOINT_DIR}: no checkpoint to resume from")
+                import logging
+
+                logging.getLogger("prmrl").warning(
+                    "%s: no checkpoint yet; starting from the first iteration",
+                    self.output_dir / CHECKPOINT_DIR)
             return ckpt
+        if not (Path(resume) / "state.pt").exists():
+            raise FileNotFoundError(f"{resume}: not a checkpoint folder (no state.pt)")
         return Path(resume)
 
     def save_policy(self, path: str | os.PathLike) -> str | None:
@@ -592,15 +658,16 @@ class _RunFiles:
         try:
             if main:
                 self.lock = RunLock(run).acquire()
-            ckpt = tr._resume_source(self.resume) if self.resume else None
+            resuming = bool(self.resume)
+            ckpt = tr._resume_source(self.resume) if resuming else None
             if main:
-                claim_run_dir(run, resume=ckpt is not None, overwrite=tr.overwrite)
+                claim_run_dir(run, resume=resuming, overwrite=tr.overwrite)
             tr.acc.wait_for_everyone()
             if ckpt is not None:
                 tr.load_state(ckpt)
             if main:
-                start_run(run, tr.config or tr._config_dict(), resume=ckpt is not None)
-                if ckpt is not None:       # the rows of iterations that will be redone go
+                start_run(run, tr.config or tr._config_dict(), resume=resuming)
+                if resuming:               # the rows of iterations that will be redone go
                     truncate_metrics(run / "metrics.jsonl", tr.iteration_done)
                 self.metrics = MetricsLog(run / "metrics.jsonl")
                 self.sinks = make_sinks(tr.report_to, run, tr.iteration_done)
