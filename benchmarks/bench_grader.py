@@ -11,7 +11,9 @@ Prints, side by side:
 - the worst wall time of a single ``grade`` call, and of any check inside the workers.
 
 Responses are built from the real GSM8K golds (train + test): half right, half wrong, the final
-answer written in several ways ("1,000", "\\$18", "18 \\text{ dollars}", "The answer is 18.").
+answer written in several ways ("1,000", "\\$18", "18 \\text{ dollars}", "The answer is 18.", and a
+last sentence with no marked answer, "So she has $18 left.", read as GSM8K's numeric task reads
+it). The grader runs as the GSM8K task runs it: ``MathGrader(numeric_answers=True)``.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ def gsm8k_style_pairs(n: int, seed: int = 0) -> tuple[list[str], list[str], list
             ]
         )
         steps = "\n\n".join(f"Step {k}: we compute {rng.randint(1, 99)} + {k} = something." for k in range(3))
-        if rng.random() < 0.15:
+        roll = rng.random()
+        if roll < 0.15:
             tail = f"The answer is {value}."
+        elif roll < 0.25:
+            tail = f"So she has ${value} left."  # no marked answer: the last number (numeric task)
         else:
             tail = f"So the final answer is $\\boxed{{{shown}}}$."
         responses.append(f"{steps}\n\n{tail}")
@@ -77,7 +82,8 @@ def bench_math_verify_direct(responses: list[str], golds: list[str], budget_s: f
 
 def bench_grader(responses, golds, labels, workers, timeout_s, fast_path: bool) -> dict:
     out = {}
-    with MathGrader(num_workers=workers, timeout_s=timeout_s, use_fast_path=fast_path) as g:
+    with MathGrader(num_workers=workers, timeout_s=timeout_s, use_fast_path=fast_path,
+                    numeric_answers=True) as g:
         t = time.perf_counter()
         g.start()
         out["startup_s"] = time.perf_counter() - t
@@ -196,7 +202,7 @@ def main() -> None:
           f"{len(os.sched_getaffinity(0))} cores, python {sys.version.split()[0]}")
     direct = bench_math_verify_direct(responses, golds, args.direct_budget)
     print(f"math-verify direct, main thread, 1 core, full responses: {direct:8.0f} answers/s")
-    boxed = ["\\boxed{" + (extract_answer(r) or "") + "}" for r in responses]
+    boxed = ["\\boxed{" + (extract_answer(r, numeric=True) or "") + "}" for r in responses]
     direct = bench_math_verify_direct(boxed, golds, args.direct_budget)
     print(f"math-verify direct, main thread, 1 core, \\boxed{{answer}}: {direct:8.0f} answers/s")
     for fast in (True, False):

@@ -53,15 +53,25 @@ def quick():
         ("The answer is **7**.", "7"),
         ("Answer: x = 3.", "x = 3"),
         ("blah\n#### 72", "72"),
-        ("3 apples plus 4 pears: 7 fruits", "7"),
-        ("from 3-5 we get", "5"),
-        ("pi is 3.14", "3.14"),
+        # a bare number is an answer only for numeric tasks (test_extract_answer_numeric)
+        ("3 apples plus 4 pears: 7 fruits", None),
+        ("from 3-5 we get", None),
+        ("pi is 3.14", None),
         ("no digits here", None),
         ("", None),
     ],
 )
 def test_extract_answer(response, answer):
     assert extract_answer(response) == answer
+
+
+@pytest.mark.parametrize("response, answer", [
+    ("3 apples plus 4 pears: 7 fruits", "7"),      # numeric task: the last number stands alone
+    ("from 3-5 we get", None),                     # never a number cut out of an expression
+    ("pi is 3.14", "3.14"),
+])
+def test_extract_answer_numeric(response, answer):
+    assert extract_answer(response, numeric=True) == answer
 
 
 def test_extract_answer_reads_only_the_tail():
@@ -119,8 +129,11 @@ def test_integer_shortcut_matches_math_verify_parse():
         ("\\boxed{\\frac{1}{3}}", "0.5", False),
         ("\\boxed{x^2+1}", "x^2+2", False),
         ("I give up.", "5", False),  # no answer at all is wrong, not undecidable
-        ("\\boxed{\\frac{}{}}", "5", None),  # the answer does not parse
-        ("\\boxed{@@@}", "5", None),
+        # an answer that does not parse against a gold that does is wrong: garbage must never
+        # earn reward.unscorable_reward
+        ("\\boxed{\\frac{}{}}", "5", False),
+        ("\\boxed{@@@}", "5", False),
+        ("$-[0,1)$", "$1$", False),
     ],
 )
 def test_grade_cases(grader, response, gold, expected):

@@ -55,11 +55,12 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
 
-def grade(response: str, gold: str) -> bool | None:
+def grade(response: str, gold: str, numeric: bool = False) -> bool | None:
     """True/False if ``response``'s final answer equals ``gold``; None when undecidable.
+    ``numeric``: the task's answers are numbers (GSM8K), so a bare last number is an answer.
 
     See :func:`prmrl.grading.grade` (math-verify with a per-answer deadline).
     """
     from prmrl.grading import grade as _grade
 
-    return _grade(response, gold)
+    return _grade(response, gold, numeric=numeric)

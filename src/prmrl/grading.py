@@ -2,8 +2,12 @@
 
     grade(response, gold) -> True | False | None      # None: could not decide (counted)
 
-Equivalence is math-verify's (https://github.com/huggingface/Math-Verify); this module only
-extracts the final answer, runs math-verify under a deadline, and counts what happened.
+Equivalence is math-verify's (https://github.com/huggingface/Math-Verify); this module extracts
+the final answer of the response and unwraps the gold (:mod:`prmrl.answers`: boxes, "the answer
+is", the last math, a bare number only for ``numeric`` tasks such as GSM8K), runs math-verify
+under a deadline, and counts what happened. Beyond math-verify's own comparison, an inequality
+answer is compared with an interval gold as a set ("0 \\le x < 1" vs "[0,1)"), and a gold such as
+"70,110" (a list written without spaces) also matches the list "70, 110".
 
 Why a process pool: math-verify bounds its own time with ``signal.alarm``, which only works on the
 main thread; a trainer grades from threads and subprocesses, and a checker that fails there must
@@ -36,12 +40,13 @@ from collections import OrderedDict, deque
 from decimal import Decimal
 from pathlib import Path
 
-from prmrl.answers import extract_boxed
+from prmrl.answers import MAX_RESPONSE_CHARS, extract_answer, extract_gold
+
+__all__ = ["MathGrader", "default_grader", "extract_answer", "extract_gold", "grade"]
 
 DEFAULT_TIMEOUT_S = 5.0  # per answer; math-verify's own default
 DEFAULT_CACHE_SIZE = 100_000  # (answer, gold) pairs
 DEFAULT_MEMORY_MB = 2048  # address-space limit per worker
-MAX_RESPONSE_CHARS = 8_000  # only the tail of a response is read: the final answer is there
 MAX_ANSWER_CHARS = 1_000  # the longest MATH gold answer is 159 characters
 # math-verify's LaTeX parser slows down steeply with nesting (12 nested braces: ~3 s here);
 # MATH gold answers nest {[( at most 3 deep, so deeper answers are not parsed at all.
@@ -53,62 +58,7 @@ _TRUE, _FALSE, _UNPARSEABLE, _CRASH = "T", "F", "U", "C"
 _TIMEOUT = "timeout"  # never comes from a worker: the caller decides it
 
 # ---------------------------------------------------------------------------------------------
-# Final-answer extraction (cheap, regex-only, runs in the caller)
-
-_BOX_TAGS = ("\\boxed{", "\\fbox{")
-# "The answer is X", "Final answer: X", "Answer: X" -- X runs to the end of the line.
-_ANSWER_IS = re.compile(r"(?i)(?:final answer|answer)\s*(?:is|:)\s*:?\s*([^\n]+)")
-_HASHES = re.compile(r"####\s*([^\n]+)")
-_DOLLAR_MATH = re.compile(r"\$([^$]+)\$")
-_LEADING_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
-# A number not glued to a preceding digit or decimal point ("3-5" ends with 5, not -5).
-_NUMBER = re.compile(r"(?<![\d.])-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
-
-
-def extract_answer(response: str, max_chars: int = MAX_RESPONSE_CHARS) -> str | None:
-    """The final answer of a response, or None if it gives none.
-
-    Order: the last ``\\boxed{...}``; else the last "answer is X" / "Answer: X" / "#### X";
-    else the last number. A response whose last box never closes (cut off mid-answer) has no
-    answer: the number inside would be a guess. Only the last ``max_chars`` characters are read.
-
-    >>> extract_answer("so the total is \\\\boxed{\\\\frac{1}{2}}.")
-    '\\\\frac{1}{2}'
-    >>> extract_answer("The answer is $18$ dollars.")
-    '18'
-    >>> extract_answer("3 apples and 4 pears make 7")
-    '7'
-    """
-    text = response[-max_chars:]
-    if any(tag in text for tag in _BOX_TAGS):
-        return extract_boxed(text) or None
-    phrase = _last_match(_ANSWER_IS, text) or _last_match(_HASHES, text)
-    if phrase is not None:
-        answer = _clean_phrase(phrase.group(1))
-        if answer:
-            return answer
-    number = _last_match(_NUMBER, text)
-    return number.group(0) if number else None
-
-
-def _last_match(pattern: re.Pattern, text: str) -> re.Match | None:
-    last = None
-    for last in pattern.finditer(text):  # noqa: B007 -- we want the final one
-        pass
-    return last
-
-
-def _clean_phrase(phrase: str) -> str:
-    """"$\\frac{1}{2}$." -> "\\frac{1}{2}"; "18 because ..." -> "18"; "x = 3." -> "x = 3"."""
-    math = _DOLLAR_MATH.search(phrase)
-    if math:
-        return math.group(1).strip()
-    phrase = phrase.strip().strip("*").strip()
-    phrase = re.sub(r"^\\?\$(?=\s*[-+]?\d)", "", phrase).lstrip()  # currency: "$18." -> "18."
-    number = _LEADING_NUMBER.match(phrase)
-    if number:
-        return number.group(0)
-    return phrase.rstrip(".").strip()
+# Final-answer extraction (cheap, regex-only, runs in the caller): prmrl.answers.
 
 
 # Fast path: when both sides are plain integers/decimals ("1,000", "1 000", "-3.50") they are
@@ -290,19 +240,74 @@ def _check_pair(answer: str, gold: str) -> str:
     from math_verify import verify
 
     parsed_gold = _parse_boxed(gold)
+    if not parsed_gold:
+        return _UNPARSEABLE          # no gold to compare with: cannot decide (counted)
     parsed_answer = _parse_boxed(answer)
-    if not parsed_gold or not parsed_answer:
-        return _UNPARSEABLE
     # parse() appends the raw string after the sympy object; an answer that is only a string
-    # did not parse as math. Against a gold that did, that is "cannot decide", not "wrong".
-    if all(isinstance(x, str) for x in parsed_answer) and not all(
-        isinstance(x, str) for x in parsed_gold
-    ):
-        return _UNPARSEABLE
+    # did not parse as math. Against a gold that did, the answer is wrong, not "cannot decide":
+    # garbage in a box ("\boxed{@@@}", "$-[0,1)$") must never earn the unscorable reward,
+    # which a user may set above 0.
+    if not parsed_answer or (all(isinstance(x, str) for x in parsed_answer) and not all(
+            isinstance(x, str) for x in parsed_gold)):
+        return _FALSE
     # raise_on_error stays False: verify tries every (gold, answer) reading and one reading's
     # sympy error (e.g. "05\!:\!00") must not hide another's string match.
     ok = verify(parsed_gold, parsed_answer, timeout_seconds=None)
+    if not ok:
+        ok = _set_vs_inequality(parsed_gold, parsed_answer)
+    if not ok and _THOUSANDS_OR_LIST.fullmatch(gold) and ", " in answer:
+        # "70,110" is 70110 to math-verify; as a gold it may be the list 70, 110.
+        ok = verify(_parse_boxed(gold.replace(",", ", ")), parsed_answer, timeout_seconds=None)
     return _TRUE if ok else _FALSE
+
+
+_THOUSANDS_OR_LIST = re.compile(r"\d{1,3}(?:,\d{3})+")
+
+
+def _as_set(expr):
+    """The solution set of an inequality in one variable ("0 \\le x < 1", "x<1 or x>2"), else
+    None. Equations are left to math-verify."""
+    from sympy import And, FiniteSet, Or
+    from sympy.core.relational import Eq, Ne, Relational
+
+    if isinstance(expr, FiniteSet) and expr.args and all(isinstance(a, Relational) for a in expr.args):
+        expr = Or(*expr.args)  # "x < 1 \\text{ or } x > 2" parses as a set of relations
+
+    def inequality(e) -> bool:
+        return isinstance(e, Relational) and not isinstance(e, (Eq, Ne))
+
+    if inequality(expr) or (isinstance(expr, (And, Or)) and all(inequality(a) for a in expr.args)):
+        if len(expr.free_symbols) == 1:
+            return expr.as_set()
+    return None
+
+
+def _set_vs_inequality(parsed_gold: list, parsed_answer: list) -> bool:
+    """math-verify compares a gold inequality with an interval answer, but not an interval gold
+    with an inequality answer, nor chained inequalities ("0 \\le x < 1") or "x < 1 or x > 2"
+    with intervals: compare solution sets. Two inequalities compare so only in the same
+    variable."""
+    from math_verify import verify
+    from sympy import Set
+
+    for g in parsed_gold:
+        for a in parsed_answer:
+            if isinstance(g, str) or isinstance(a, str):
+                continue
+            try:
+                g_set = _as_set(g)
+                g_set = g if g_set is None and isinstance(g, Set) else g_set
+                a_set = _as_set(a)
+                a_set = a if a_set is None and isinstance(a, Set) else a_set
+            except Exception:  # sympy cannot solve it: no set to compare
+                continue
+            if g_set is None or a_set is None or (g_set is g and a_set is a):
+                continue
+            if g_set is not g and a_set is not a and g.free_symbols != a.free_symbols:
+                continue
+            if verify(g_set, a_set, timeout_seconds=None):
+                return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,6 +464,11 @@ class MathGrader:
     Processes start on first need (or :meth:`start`) and stay up until :meth:`close`. Safe to
     share between threads; concurrent calls are served one batch at a time.
 
+    ``numeric_answers``: the task's answers are numbers (GSM8K): a response that marks no answer
+    (no box, no "the answer is", no math) is read by its last number, if that number stands
+    alone. Off, such a response has no answer (False). Golds are unwrapped from ``$..$``,
+    ``\\boxed{}``, ``#### X`` (:func:`prmrl.answers.extract_gold`).
+
     ``stats`` counts, since construction: graded (pairs returned), true, false, none_unparseable,
     none_timeout, none_crash, cache_hits; and, for diagnosis, no_answer (responses with no final
     answer, graded False), fast_path (decided without math-verify), too_complex (answers over
@@ -476,6 +486,7 @@ class MathGrader:
         max_answer_chars: int = MAX_ANSWER_CHARS,
         max_answer_nesting: int = MAX_ANSWER_NESTING,
         use_fast_path: bool = True,
+        numeric_answers: bool = False,
     ):
         if num_workers is None:
             num_workers = (
@@ -493,6 +504,8 @@ class MathGrader:
         self.max_answer_chars = max_answer_chars
         self.max_answer_nesting = max_answer_nesting
         self.use_fast_path = use_fast_path
+        self.numeric_answers = numeric_answers
+        self._golds: OrderedDict[str, str] = OrderedDict()  # raw gold -> extract_gold(gold)
         self.stats: dict[str, float] = dict.fromkeys(
             [
                 "graded", "true", "false", "none_unparseable", "none_timeout", "none_crash",
@@ -509,11 +522,14 @@ class MathGrader:
 
     # -- public -------------------------------------------------------------------------------
 
-    def grade(self, response: str, gold: str) -> bool | None:
-        return self.grade_batch([response], [gold])[0]
+    def grade(self, response: str, gold: str, numeric: bool | None = None) -> bool | None:
+        return self.grade_batch([response], [gold], numeric=numeric)[0]
 
-    def grade_batch(self, responses: list[str], golds: list[str]) -> list[bool | None]:
-        """``grade`` for each (response, gold) pair, checked in parallel; order is kept."""
+    def grade_batch(self, responses: list[str], golds: list[str],
+                    numeric: bool | None = None) -> list[bool | None]:
+        """``grade`` for each (response, gold) pair, checked in parallel; order is kept.
+        ``numeric``: as ``numeric_answers``, for this call (None: the grader's setting)."""
+        numeric = self.numeric_answers if numeric is None else bool(numeric)
         if len(responses) != len(golds):
             raise ValueError(f"{len(responses)} responses but {len(golds)} golds")
         with self._lock:
@@ -524,7 +540,7 @@ class MathGrader:
             for i, (response, gold) in enumerate(zip(responses, golds)):
                 if not isinstance(response, str) or not isinstance(gold, str):
                     raise TypeError(f"pair {i}: response and gold must be str")
-                codes[i] = self._grade_locally(response, gold.strip(), i, todo)
+                codes[i] = self._grade_locally(response, self._gold(gold), i, todo, numeric)
             if todo:
                 checked = self._check_in_workers(list(todo))
                 for key, positions in todo.items():
@@ -557,11 +573,21 @@ class MathGrader:
 
     # -- in the caller: extraction, fast path, cache -------------------------------------------
 
+    def _gold(self, gold: str) -> str:
+        hit = self._golds.get(gold)
+        if hit is None:
+            hit = extract_gold(gold)
+            self._golds[gold] = hit
+            if len(self._golds) > 50_000:
+                self._golds.popitem(last=False)
+        return hit
+
     def _grade_locally(
-        self, response: str, gold: str, i: int, todo: dict[tuple[str, str], list[int]]
+        self, response: str, gold: str, i: int, todo: dict[tuple[str, str], list[int]],
+        numeric: bool = False,
     ) -> str | None:
         """A result code if the pair is decided without a worker, else None (queued in todo)."""
-        answer = extract_answer(response, self.max_response_chars)
+        answer = extract_answer(response, self.max_response_chars, numeric=numeric)
         if answer is None:
             self.stats["no_answer"] += 1
             return _FALSE
@@ -717,13 +743,14 @@ def default_grader() -> MathGrader:
         return _default
 
 
-def grade(response: str, gold: str) -> bool | None:
+def grade(response: str, gold: str, numeric: bool = False) -> bool | None:
     """True/False if ``response``'s final answer equals ``gold``; None when undecidable.
 
     None means the answer could not be parsed, or its check timed out or crashed; all are
     counted in ``default_grader().stats``. A response with no final answer at all is False.
+    ``numeric``: the answers are numbers (GSM8K), so a bare last number counts as the answer.
 
     >>> grade("... so the answer is \\\\boxed{1,000}.", "1000")
     True
     """
-    return default_grader().grade(response, gold)
+    return default_grader().grade(response, gold, numeric=numeric)

@@ -45,7 +45,7 @@ def success_reward_for(task: str) -> SuccessReward:
         return SuccessReward(grade=grade)
     from prmrl.grading import MathGrader
 
-    grader = MathGrader()
+    grader = MathGrader(numeric_answers=task == "gsm8k")
     return SuccessReward(grade_batch=grader.grade_batch)
 
 

@@ -42,10 +42,11 @@ class Task:
                    grade: Callable[[str, str], bool | None] | None = None,
                    prompt: Callable[[str], str] | None = None, delimiter: str = "\n",
                    name: str | None = None, limit_train: int | None = None,
-                   limit_test: int | None = None) -> "Task":
+                   limit_test: int | None = None, numeric_answers: bool = False) -> "Task":
         """Problems from JSONL files, one object per line with the fields ``question`` and
         ``answer`` (names of your columns). ``grade(response, gold) -> True / False / None``
-        (None: cannot judge, counted); default: the math grader (final answer vs gold).
+        (None: cannot judge, counted); default: the math grader (final answer vs gold; with
+        ``numeric_answers`` a bare last number counts as the answer, as for GSM8K).
         ``prompt(question) -> text`` (default: the question and a newline). A malformed row is
         an error naming its file, line and field."""
         from prmrl.tasks.math_data import TaskSpec, load_problems
@@ -57,7 +58,7 @@ class Task:
         if grade is None:
             from prmrl.grading import MathGrader
 
-            grade_batch = MathGrader().grade_batch
+            grade_batch = MathGrader(numeric_answers=numeric_answers).grade_batch
         else:
             grade_batch = lambda rs, gs: [grade(r, g) for r, g in zip(rs, gs)]  # noqa: E731
         return cls(name=spec.name, train_questions=[p.question for p in tr],
@@ -114,7 +115,8 @@ def _math_task(cfg: TaskConfig, tokenizer) -> Task:
     train, _ = load_problems(train_name, "train", path=cfg.train_path, limit=cfg.limit_train)
     test, _ = load_problems(cfg.name, test_split, path=cfg.test_path, limit=cfg.limit_test)
     system = cfg.system_prompt if cfg.system_prompt is not None else DEFAULT_SYSTEM_PROMPT
-    grader = MathGrader()
+    # GSM8K's answers are numbers: a response's last number may be its answer there, nowhere else
+    grader = MathGrader(numeric_answers=cfg.name == "gsm8k")
     return Task(
         name=cfg.name,
         train_questions=[p.question for p in train], train_golds=[p.answer for p in train],
