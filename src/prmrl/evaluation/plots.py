@@ -78,16 +78,7 @@ def plot_lines(series: dict[str, tuple[list, list]], title: str, xlabel: str, yl
         if bands and name in bands:
             lo_hi = bands[name]
             ax.fill_between(xs, [y - s for y, s in zip(ys, lo_hi)], [y + s for y, s in zip(ys, lo_hi)], alpha=0.15)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return _finish(plt, fig, ax, title, xlabel, ylabel, path)
 
 
 def plot_bon(result: dict, path: str | Path) -> Path:
@@ -103,9 +94,15 @@ def plot_bon(result: dict, path: str | Path) -> Path:
         ax.plot(ns, [result[m][str(n)] for n in ns], marker="o", label=m, **style)
     ax.set_xscale("log", base=2)
     ax.set_xticks(ns, [str(n) for n in ns])
-    ax.set_xlabel("N (samples per problem)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Best-of-N, {result.get('n_problems', '?')} test problems")
+    return _finish(plt, fig, ax, f"Best-of-N, {result.get('n_problems', '?')} test problems",
+                   "N (samples per problem)", "accuracy", path)
+
+
+def _finish(plt, fig, ax, title: str, xlabel: str, ylabel: str, path: str | Path) -> Path:
+    """Title, labels, grid and legend; the figure written to ``path`` (folders made) and closed."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
