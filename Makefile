@@ -6,6 +6,10 @@ STAMP  := $(VENV)/.installed
 # Exact versions of every dependency (the stack the README's figures came from), written by
 # scripts/lock.py; pyproject.toml keeps ranges for library users.
 LOCK   := constraints.txt
+# Where the CPU build of torch comes from. Empty: pip's own configuration (on the development
+# machines, a local wheel folder). Elsewhere: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# (PyPI's Linux x86 wheel of torch 2.13.0 is the CUDA build, which pulls the CUDA packages).
+TORCH_INDEX ?=
 
 .PHONY: demo test test-fast setup lock clean
 
@@ -14,9 +18,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	# pip >= 23.3 matches extras as PEP 685 normalises them (math-verify[antlr4-13-2] and the
 	# latex2sympy2_extended extra it asks for); older pips warn and skip the ANTLR pin.
 	$(PY) -m pip install --quiet "pip>=23.3"
-	# torch is pinned to the CPU build that installs from a local file; an unpinned torch
-	# would pull several GB of CUDA packages.
-	$(PY) -m pip install --quiet -c $(LOCK) torch==2.13.0
+	# torch is pinned (an unpinned one would pull several GB of CUDA packages); TORCH_INDEX above.
+	$(PY) -m pip install --quiet -c $(LOCK) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
 	$(PY) -m pip install --quiet -c $(LOCK) -e ".[test]"
 	touch $(STAMP)
 

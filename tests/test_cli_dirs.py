@@ -33,3 +33,27 @@ def test_a_rerun_at_the_default_folder_gets_the_next_free_one(tmp_path, monkeypa
     cfg = tmp_path / "c.yaml"
     cfg.write_text("run:\n  out_dir: runs/train\n")
     assert _config(_args("train", config=str(cfg))).run.out_dir == "runs/train"
+
+
+def test_a_command_refuses_an_explicit_folder_that_holds_a_run_and_changes_nothing(tmp_path, capsys):
+    from prmrl.cli import main
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.yaml").write_text("earlier: run\n")
+    for command in (["demo"], ["bon"], ["probe"], ["reproduce", "--quick"], ["eval", "--policy", "p"]):
+        assert main([*command, f"run.out_dir={run}", "run.progress=false"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "holds a run already" in err[0], (command, err)
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml"]
+    assert (run / "config.yaml").read_text() == "earlier: run\n"
+
+
+def test_a_command_refuses_a_folder_another_process_writes_into(tmp_path, capsys):
+    from prmrl.cli import main
+    from prmrl.runs import RunLock
+
+    with RunLock(tmp_path / "busy"):           # a training run holds it
+        assert main(["eval", "--policy", "p", f"run.out_dir={tmp_path / 'busy'}"]) == 2
+    assert "a run is writing into this folder" in capsys.readouterr().err
+    assert not (tmp_path / "busy" / "eval.json").exists()

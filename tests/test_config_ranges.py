@@ -186,12 +186,31 @@ def test_step_delimiter_escapes(override, value):
     assert load_config(None, [override]).task.step_delimiter == value
 
 
-def test_escapes_in_other_string_fields():
+def test_escapes_in_text_fields_but_not_in_paths():
     cfg = load_config(None, [r"task.system_prompt=Reason step by step.\nBox the answer.",
-                             r"run.out_dir=runs\tx", r"model.policy=C:\data\models"])
+                             r"run.out_dir=runs\tx", r"model.policy=C:\new\models",
+                             r"reward.prm=D:\tmp\prm", r"task.train_path=C:\new.jsonl"])
     assert cfg.task.system_prompt == "Reason step by step.\nBox the answer."
-    assert cfg.run.out_dir == "runs\tx"
-    assert cfg.model.policy == "C:\\data\\models"
+    assert cfg.run.out_dir == "runs\\tx"
+    assert cfg.model.policy == "C:\\new\\models"
+    assert cfg.reward.prm == "D:\\tmp\\prm" and cfg.task.train_path == "C:\\new.jsonl"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.hidden=130"], "model.hidden: 130 is not a multiple of model.heads=4"),
+    (["ppo.advantage=grpo", "ppo.samples_per_prompt=1"], "needs a group of at least 2"),
+    (["ppo.advantage=rloo", "ppo.samples_per_prompt=1"], "ppo.samples_per_prompt: 1"),
+])
+def test_fields_that_must_agree(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_a_config_that_is_not_utf8_names_the_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"run:\n  seed: \xff\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: line 2 is not UTF-8 text \(byte 13\)"):
+        load_config(f)
 
 
 def test_escapes_are_not_decoded_in_yaml_files(tmp_path):

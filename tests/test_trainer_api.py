@@ -100,6 +100,10 @@ def test_report_to_tensorboard_gets_every_iteration(policy, tmp_path, monkeypatc
         fake = types.ModuleType("torch.utils.tensorboard")
         fake.SummaryWriter = Recorder
         monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+        import importlib.machinery
+        pkg = types.ModuleType("tensorboard")        # what the trainer's package check finds
+        pkg.__spec__ = importlib.machinery.ModuleSpec("tensorboard", None)
+        monkeypatch.setitem(sys.modules, "tensorboard", pkg)
     else:
         monkeypatch.setattr("torch.utils.tensorboard.SummaryWriter", Recorder)
     PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), output_dir=tmp_path / "r",
@@ -109,6 +113,21 @@ def test_report_to_tensorboard_gets_every_iteration(policy, tmp_path, monkeypatc
     assert steps == [0, 1] and calls[-1] == "close"
     with pytest.raises(ValueError, match="not one of"):
         cb.make_sinks(["tensorbored"], tmp_path, 0)
+
+
+def test_report_to_without_its_package_fails_before_the_run_writes(policy, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "wandb" else real(n, *a))
+    with pytest.raises(ImportError, match="'wandb' needs the wandb package"):
+        PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), output_dir=tmp_path / "r",
+                   report_to=["wandb"])
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="precision"):
+        PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), precision="fp8")
+    with pytest.raises(ValueError, match="save_every"):
+        PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), save_every=-1)
 
 
 def test_two_trainers_of_different_precision_live_in_one_process(policy):
@@ -185,3 +204,15 @@ def test_critic_free_run_resumes_from_its_checkpoint(policy, tmp_path):
     with pytest.raises(ValueError, match="without a critic"):
         PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), output_dir=tmp_path / "b").load_state(
             tmp_path / "b" / "checkpoints" / "iter-000003")
+
+
+def test_resume_with_other_settings_is_refused_and_iterations_may_grow(policy, tmp_path):
+    run = tmp_path / "r"
+    PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), output_dir=run, save_every=1).fit()
+    changed = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**{**SMALL, "actor_lr": 1e-3}),
+                         output_dir=run)
+    with pytest.raises(ValueError, match=r"ppo.actor_lr: 0.0001 -> 0.001"):
+        changed.fit(resume=True)
+    longer = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**{**SMALL, "iterations": 3}),
+                        output_dir=run, save_every=1)
+    assert longer.fit(resume=True)["last"]["iteration"] == 2

@@ -222,17 +222,21 @@ def config_help(sections: list[str]) -> str:
     import textwrap
     import typing
 
-    from prmrl.config import field_help
+    from prmrl.config import CHOICES, RANGES, field_help
 
-    lines = ["config keys (section.key=value; defaults in brackets):"]
+    lines = ["config keys (section.key=value; defaults in brackets, then the allowed values):"]
     for section in sections:
         cls = typing.get_type_hints(Config)[section]
         docs, hints = field_help(cls), typing.get_type_hints(cls)
         lines.append(f"  {section}:")
         for f in dataclasses.fields(cls):
+            key = f"{section}.{f.name}"
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            shown = "runs/<command>" if key == "run.out_dir" else repr(default)
             tp = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
-            lines.append(f"    {section}.{f.name} ({tp}) [{default!r}]")
+            allowed = (f" in {RANGES[key]}" if key in RANGES else
+                       f" one of {', '.join(CHOICES[key])}" if key in CHOICES else "")
+            lines.append(f"    {key} ({tp}) [{shown}]{allowed}")
             doc = " ".join(docs.get(f.name, "").split())
             if doc:
                 lines.extend(textwrap.wrap(doc, 92, initial_indent=" " * 8, subsequent_indent=" " * 8))
@@ -278,13 +282,18 @@ def main(argv: list[str] | None = None) -> int:
     quiet_transformers()
     from prmrl.rl.checkpoint import TrainingInterrupted
     from prmrl.rl.trainer import NonFiniteError
-    from prmrl.runs import RunInUseError
+    from prmrl.runs import RunInUseError, job_folder
 
     try:
-        if args.command != "check-config":
-            setup_threads(_config(args))
-        return args.fn(args)
-    except (ConfigError, FileNotFoundError, ValueError, OSError, RunInUseError) as e:
+        if args.command == "check-config":
+            return args.fn(args)
+        cfg = _config(args)
+        setup_threads(cfg)
+        if args.command == "train":            # the trainer locks and claims its own folder
+            return args.fn(args)
+        with job_folder(cfg.run.out_dir, resume=cfg.run.resume, overwrite=cfg.run.overwrite):
+            return args.fn(args)
+    except (ConfigError, FileNotFoundError, ValueError, OSError, RunInUseError, ImportError) as e:
         # Input errors (config, paths, data rows, a busy run folder) get one line, not a traceback.
         print(f"prmrl {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2

@@ -50,19 +50,29 @@ class TaskConfig:
     command line write it ``task.step_delimiter=\\n\\n``)"""
     # -- arith only --
     min_ops: int = 2
+    """fewest operations in a problem"""
     max_ops: int = 3
+    """most operations in a problem"""
     max_start: int = 9
+    """starting number in [2, max_start]"""
     max_addend: int = 9
+    """+ and - operands in [1, max_addend]"""
     max_factor: int = 3
+    """* operands in [2, max_factor]"""
     max_value: int = 20
+    """every intermediate value stays in [0, max_value]"""
     n_train: int = 20000
+    """training problems generated (SFT corpus and RL prompts)"""
     n_test: int = 500
+    """held-out problems generated (evaluation)"""
     split_seed: int = 1234
     """seed of the problem generator; fixed so every run sees the same splits"""
     slip_rate: float = 0.15
     """SFT corpus: fraction of steps whose result is off (the error carries to the answer)"""
     restate_rate: float = 0.3
+    """SFT corpus: fraction of answers with a "Start: N" line before the first computation"""
     check_rate: float = 0.15
+    """SFT corpus: chance, after each step, of a "Check: a*b=c" line repeating it"""
     confusion_rate: float = 0.1
     """SFT corpus: fraction of arithmetic facts (a, op, b) the corpus usually gets wrong, always
     with the same wrong result (a systematic error, not a slip). Random slips alone leave the
@@ -81,10 +91,13 @@ class TaskConfig:
     answer_field: str = "answer"
     """task "jsonl": the column holding the reference answer (graded by the math grader)"""
     test_path: str | None = None
+    """JSONL of held-out problems (default: the dataset's file under ../shared/data)"""
     system_prompt: str | None = None
     """None: the default Qwen2.5-Math system prompt"""
     limit_train: int | None = None
+    """use only the first N training problems (None: all)"""
     limit_test: int | None = None
+    """use only the first N held-out problems (None: all)"""
 
 
 @dataclass
@@ -97,10 +110,13 @@ class ModelConfig:
     """precision of frozen models (reference, ORM, PRM) and of autocast on GPU; trained weights
     (actor, critic) are always kept in float32"""
     hidden: int = 128
+    """tiny policy built by `prmrl sft`: hidden size (a multiple of model.heads)"""
     layers: int = 2
     """2 layers learn the arithmetic in 400 SFT steps where 4 layers reach ~20% (measured)"""
     heads: int = 4
+    """tiny policy: attention heads"""
     intermediate: int = 384
+    """tiny policy: MLP width"""
 
 
 @dataclass
@@ -109,18 +125,23 @@ class SFTConfig:
     """optimizer steps (127-149 s on 2 CPU cores for the tiny model, measured). 900 x 32 rows left
     no greedy error of copying the wrong operation on two seeds, where 600 x 64 left 9-13%"""
     batch_size: int = 32
+    """SFT: (question, answer) rows per optimizer step"""
     lr: float = 5e-3
+    """SFT: AdamW peak learning rate (cosine decay after warmup)"""
     warmup_steps: int = 30
+    """SFT: linear warmup steps"""
 
 
 @dataclass
 class RewardConfig:
     success_weight: float = 1.0
+    """weight of the success reward (1 right, 0 wrong) on the last token"""
     unscorable_reward: float = 0.0
     """reward given to an answer the grader could not judge (such answers are counted)"""
     orm: str | None = None
     """path of an ORM; None: no ORM term"""
     orm_alpha: float = 1.0
+    """weight of the ORM's score on the last token"""
     prm: str | None = None
     """path of a PRM; None: no PRM term"""
     prm_format: str = "native"
@@ -128,6 +149,7 @@ class RewardConfig:
     trust_remote_code: bool = False
     """let a PRM checkpoint run its own modelling code (Qwen2.5-Math-PRM ships one)"""
     prm_alpha: float = 1.0
+    """weight of the PRM's (shaped) step rewards on each step's last token"""
     shaping: str = "none"
     """how per-step PRM scores become per-step rewards: a name in
     ``prmrl.rewards.shaping.SHAPING_METHODS`` (docs/method.md, "Per-step reward variants")"""
@@ -142,29 +164,43 @@ class RewardConfig:
 @dataclass
 class PPOConfig:
     iterations: int = 20
+    """rollout + update rounds; a resumed run may raise it to train longer"""
     prompts_per_iteration: int = 64
+    """training prompts drawn per iteration (in data order, reshuffled each epoch)"""
     samples_per_prompt: int = 4
+    """answers sampled per prompt (the group of the critic-free estimators; needs >= 2 there)"""
     max_new_tokens: int = 128
+    """longest answer sampled during RL (tokens)"""
     temperature: float = 1.0
+    """sampling temperature of the rollouts"""
     top_p: float = 1.0
+    """nucleus sampling of the rollouts (1: off)"""
     ppo_epochs: int = 1
     """passes over each rollout batch; 1 with minibatches of 64 makes as many updates as 2 x 128
     at half the compute, and held greedy accuracy better on the embedded task (measured)"""
     minibatch_size: int = 64
+    """answers per optimizer step"""
     actor_lr: float = 1e-4
+    """policy AdamW learning rate"""
     critic_lr: float = 1e-3
+    """critic AdamW learning rate (gae only)"""
     gamma: float = 1.0
+    """discount per token"""
     lam: float = 1.0
     """GAE lambda; 1 (Monte-Carlo returns, the critic only a baseline) because the one reward
     sits at the last token and a fresh critic would otherwise bias the early tokens' advantages"""
     clip_eps: float = 0.2
+    """PPO ratio clip: the ratio is kept in [1 - clip_eps, 1 + clip_eps]"""
     value_clip_eps: float = 0.2
+    """critic: value clip around the rollout's values"""
     kl_beta: float = 0.1
     """per-token KL penalty; 0.1 held greedy accuracy best of 0.05, 0.1, 0.2 (two seeds, measured)"""
     kl_estimator: str = "k1"
     """a name in ``prmrl.rl.core.KL_ESTIMATORS``"""
     whiten_advantages: bool = True
+    """normalise advantages over the batch's response tokens (mean 0, std 1)"""
     max_grad_norm: float = 1.0
+    """gradient norm clip of actor and critic"""
     critic_warmup_iterations: int = 0
     """iterations at the start that update only the critic"""
     advantage: str = "gae"
@@ -189,14 +225,19 @@ class PPOConfig:
 @dataclass
 class EvalConfig:
     n_problems: int = 500
+    """held-out problems evaluated at the end (the first N)"""
     sampling_samples: int = 4
     """samples per problem at temperature 1 for sampling accuracy and pass@k"""
     pass_k: list[int] = field(default_factory=lambda: [1, 4])
+    """k of pass@k (each at most sampling_samples)"""
     temperature: float = 1.0
+    """sampling temperature of sampling accuracy and pass@k"""
     max_new_tokens: int = 128
+    """longest evaluated answer (tokens)"""
     every: int = 10
     """evaluate on a held-out subset every N iterations (0: only at the end)"""
     n_problems_during: int = 200
+    """held-out problems evaluated every ``every`` iterations (greedy)"""
 
 
 @dataclass
@@ -225,9 +266,11 @@ class RMConfig:
     0.923 at 0.7, 0.935 at 0.5, 0.943 at 0.3, 0.933 at 0.1): a sloppy completer fails from
     right prefixes and stumbles onto the gold from wrong ones"""
     max_new_tokens: int = 128
+    """label and Best-of-N: longest sampled answer (tokens)"""
     init: str | None = None
     """backbone the ORM/PRM start from; None: model.policy, else the SFT policy"""
     epochs: float = 2.0
+    """ORM/PRM training passes over the labelled answers (a fraction: part of a pass)"""
     batch_size: int = 16
     """answers per ORM/PRM training step (batches group answers of similar length)"""
     lr: float = 1e-3
@@ -245,9 +288,11 @@ class RMConfig:
     """PRM: also label every token of a step whose label only carries its prefix's state
     (``prmrl.rm.train.dense_positions``), not just the step's last token"""
     bon_n: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    """Best-of-N: the N reported (answers are sampled once, max(bon_n) per problem)"""
     bon_temperature: float = 1.0
     """Best-of-N: sampling temperature of the N answers per problem"""
     bon_problems: int = 500
+    """Best-of-N: held-out problems"""
 
 
 # Ablation arms: name -> reward settings ("ORM" / "PRM" are filled with the cached reward models).
@@ -286,22 +331,26 @@ class AblationConfig:
 @dataclass
 class RunConfig:
     seed: int = 0
+    """seed of model initialisation, data order and sampling (fixes a run on one machine)"""
     out_dir: str = "runs/demo"
-    """run folder. The CLI puts each command's run in its own folder when this is left at the
-    default: runs/demo for `prmrl demo`, runs/<command> for the others (runs/reproduce, ...)"""
+    """run folder. Left unset, the CLI uses runs/<command> (runs/<command>-2, -3, ... when that
+    holds a run); a folder that holds a run is refused unless resumed or overwritten"""
     threads: int = 0
     """torch CPU threads (0: leave torch's default)"""
     progress: bool = True
+    """progress bars"""
     cache_dir: str = "cache"
     """where SFT policies and reward models are cached for reuse across runs"""
     save_every: int = 5
     """PPO: write a resumable checkpoint (actor, critic, optimizers, RNG states, data position)
     every N iterations, and at the end; 0: only at the end and on SIGTERM / Ctrl-C"""
     resume: bool = False
-    """PPO: continue the run in ``out_dir`` from its newest checkpoint (from the first
-    iteration when it saved none yet: a preemptible job can always pass it)"""
+    """continue the run in ``out_dir``: PPO from its newest checkpoint (from the first iteration
+    when it saved none yet: a preemptible job can always pass it), with the same settings but
+    run.*, eval.* and ppo.iterations; other commands reuse what is cached and write anew"""
     overwrite: bool = False
-    """PPO: start afresh in an ``out_dir`` that already holds a run (its files are replaced)"""
+    """start afresh in an ``out_dir`` that already holds a run (PPO: its run files are deleted;
+    other commands write over theirs)"""
     report_to: list[str] = field(default_factory=list)
     """extra metric sinks beside metrics.jsonl: "tensorboard", "wandb", "trackio" (installed
     separately)"""
@@ -427,6 +476,10 @@ RANGES: dict[str, Range] = {
     "run.save_every": at_least(0),
 }
 
+# metric sinks besides metrics.jsonl (``prmrl.rl.callbacks.make_sinks`` implements them)
+REPORT_SINKS = ("tensorboard", "wandb", "trackio")
+PRECISIONS = ("float32", "bfloat16", "float16")
+
 # Name-valued fields: the names are the keys of the registry that implements them (list fields:
 # each element).
 CHOICES: dict[str, Collection[str]] = {
@@ -440,6 +493,7 @@ CHOICES: dict[str, Collection[str]] = {
     "ppo.kl_mode": ("reward", "loss"),
     "ppo.loss_agg": AGGREGATIONS,
     "ablation.arms": ALL_ARMS,
+    "run.report_to": REPORT_SINKS,
 }
 
 
@@ -500,12 +554,23 @@ class Config:
         if self.reward.shaping != "none" and self.reward.prm is None:
             raise ConfigError(f"reward.shaping: '{self.reward.shaping}' needs reward.prm "
                               f"(a PRM path); set reward.prm or leave shaping 'none'")
+        if self.model.hidden % self.model.heads:
+            raise ConfigError(f"model.hidden: {self.model.hidden} is not a multiple of "
+                              f"model.heads={self.model.heads}")
+        check_ppo(self.ppo)
         if not self.ablation.arms:
             raise ConfigError(f"ablation.arms: empty; choose from {list(ALL_ARMS)}")
         if self.rm.freeze_backbone and self.rm.extra_layers < 1:
             raise ConfigError("rm.freeze_backbone: needs rm.extra_layers >= 1 (nothing would train "
                               "but the head); set rm.freeze_backbone=false to train the whole model")
         return self
+
+
+def check_ppo(ppo: "PPOConfig") -> None:
+    """The PPO checks that relate fields (the Python API runs them too)."""
+    if ppo.advantage != "gae" and ppo.samples_per_prompt < 2:
+        raise ConfigError(f"ppo.samples_per_prompt: {ppo.samples_per_prompt}; ppo.advantage="
+                          f"'{ppo.advantage}' needs a group of at least 2 answers per prompt")
 
 
 def validate_section(name: str, section: Any) -> None:
@@ -623,12 +688,20 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if not raw.lstrip().startswith('"') and _is_text_field(parts):
+    if not raw.lstrip().startswith('"') and _is_text_field(parts) and not _is_path_field(parts):
         if isinstance(value, str):
             value = decode_escapes(value)
         elif isinstance(value, list):
             value = [decode_escapes(v) if isinstance(v, str) else v for v in value]
     return parts, value
+
+
+# fields that hold a path or a model name: written as they are (``C:\new`` is not a newline)
+PATH_FIELDS = {"policy", "critic", "orm", "prm", "init", "completer"}
+
+
+def _is_path_field(parts: list[str]) -> bool:
+    return parts[-1] in PATH_FIELDS or parts[-1].endswith(("_path", "_dir"))
 
 
 def _is_text_field(parts: list[str]) -> bool:
@@ -655,7 +728,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), base:
         if not p.exists():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as e:
+            line = e.object[: e.start].count(b"\n") + 1
+            raise ConfigError(f"{p}: line {line} is not UTF-8 text (byte {e.start})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""
@@ -688,10 +764,6 @@ def _merge(into: dict, new: dict) -> None:
 
 def _deep_copy(d: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in d.items()}
-
-
-def to_dict(cfg: Config) -> dict:
-    return dataclasses.asdict(cfg)
 
 
 def field_help(cls: type) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Run folders: resolved config, JSONL metrics, versions, atomic writes, a lock per writer.
 
-Files are written whole (temporary file, then rename) and readable by the group, so a crash
-never leaves a half-written file and a team can read each other's runs.
+Files are written whole (temporary file, then rename), so a crash never leaves a half-written
+file. Their permissions follow the user's umask like any other file (a temporary file is
+created owner-only; it gets the umask's mode before it is renamed into place).
 """
 
 from __future__ import annotations
@@ -46,22 +47,35 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
     with os.fdopen(fd, "w") as f:
         f.write(text)
-    os.chmod(tmp, FILE_MODE)
+    os.chmod(tmp, file_mode())
     os.replace(tmp, final)
 
 
-FILE_MODE = 0o644   # mkstemp makes files readable by their owner only
-DIR_MODE = 0o755
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain ``open`` would give a new file under the user's umask."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~_umask()
 
 
 def _share(folder: Path) -> None:
-    """Make a folder written under a temporary name (and everything in it) group-readable."""
-    os.chmod(folder, DIR_MODE)
+    """Give a folder written under a temporary name (``mkdtemp``/``mkstemp``: owner-only), and
+    everything in it, the modes the user's umask gives new files and folders."""
+    fmode, dmode = file_mode(), dir_mode()
+    os.chmod(folder, dmode)
     for root, dirs, files in os.walk(folder):
         for d in dirs:
-            os.chmod(os.path.join(root, d), DIR_MODE)
+            os.chmod(os.path.join(root, d), dmode)
         for f in files:
-            os.chmod(os.path.join(root, f), FILE_MODE)
+            os.chmod(os.path.join(root, f), fmode)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -106,7 +120,6 @@ class MetricsLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._f = open(self.path, "a")
-        os.chmod(self.path, FILE_MODE)
 
     def write(self, record: dict[str, Any]) -> None:
         self._f.write(json.dumps({"time": round(time.time(), 3), **record}, default=_jsonable) + "\n")
@@ -160,7 +173,7 @@ class RunLock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -191,11 +204,67 @@ class RunLock:
 
 
 RUN_MARKERS = ("metrics.jsonl", "checkpoints", "policy")
+# what any command leaves in its run folder: a resolved config (every job), an evaluation
+JOB_MARKERS = (*RUN_MARKERS, "config.yaml", "eval.json")
 
 
 def holds_run(run_dir: str | os.PathLike) -> bool:
-    """Whether a folder already holds a training run's output."""
-    return any((Path(run_dir) / m).exists() for m in RUN_MARKERS)
+    """Whether a folder already holds the output of a run (training or any other command)."""
+    return any((Path(run_dir) / m).exists() for m in JOB_MARKERS)
+
+
+@contextlib.contextmanager
+def job_folder(run_dir: str | os.PathLike, *, resume: bool, overwrite: bool) -> Iterator[Path]:
+    """A command's run folder for as long as the command runs: locked (a second writer is
+    refused), and refused when it holds an earlier run unless ``resume`` (continue: cached
+    parts are reused, a training run continues from its checkpoint) or ``overwrite`` (its files
+    are written over) is asked for. Nothing is deleted here."""
+    run = Path(run_dir)
+    with RunLock(run):
+        if holds_run(run) and not (resume or overwrite):
+            raise RunFolderError(f"{run}: holds a run already; resume it with run.resume=true, "
+                                 f"write over it with run.overwrite=true, or choose another run.out_dir")
+        yield run
+
+
+FIXED_ON_RESUME_EXCEPT = ("run.", "eval.", "ppo.iterations", "save_every")
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix[:-1]: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def resume_changes(run_dir: str | os.PathLike, config: Any) -> list[str]:
+    """The settings a resumed run would change against the run's own ``config.yaml``
+    (``key: old -> new``), leaving out those a resume may change: the ``run.*`` and ``eval.*``
+    sections and ``ppo.iterations`` (to extend a run). Empty when the run has no config yet."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        return []
+    old = _flatten(yaml.safe_load(path.read_text()) or {})
+    new = _flatten(json.loads(json.dumps(asdict(config) if is_dataclass(config) else config,
+                                         default=_jsonable)))
+    out = []
+    for k in sorted(set(old) | set(new)):
+        if k.startswith(FIXED_ON_RESUME_EXCEPT) or _same(old.get(k), new.get(k)):
+            continue
+        out.append(f"{k}: {old.get(k)!r} -> {new.get(k)!r}")
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def claim_run_dir(run_dir: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
@@ -208,14 +277,16 @@ def claim_run_dir(run_dir: str | os.PathLike, *, resume: bool, overwrite: bool) 
         raise RunFolderError(f"{run}: holds a run already (metrics, checkpoints or a policy); "
                              f"resume it with run.resume=true, replace it with run.overwrite=true, "
                              f"or choose another run.out_dir")
-    for name in (*RUN_MARKERS, "plots", "config.yaml", "versions.json", "tensorboard"):
+    for name in (*RUN_MARKERS, "plots", "config.yaml", "versions.json", "tensorboard",
+                 "eval.json"):
         p = run / name
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
-    for p in run.glob("metrics.prev-*.jsonl"):
-        p.unlink()
+    for pattern in ("metrics.prev-*.jsonl", "config.resume-*.yaml", "versions.resume-*.json"):
+        for p in run.glob(pattern):
+            p.unlink()
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -234,7 +305,6 @@ def start_run(run_dir: str | os.PathLike, config: Any, resume: bool = False) -> 
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    os.chmod(run, DIR_MODE)
     old = run / "metrics.jsonl"
     if not resume and old.exists():
         n = 1

@@ -42,7 +42,7 @@ def build_trainer(cfg: Config, policy_path: str | Path, run_dir: str | Path | No
         critic=cfg.model.critic, output_dir=run_dir, seed=cfg.run.seed,
         save_every=cfg.run.save_every, precision=cfg.model.dtype, report_to=cfg.run.report_to,
         callbacks=[EvalCallback(cfg, task)], accelerator=accelerator, progress=cfg.run.progress,
-        overwrite=cfg.run.overwrite, config=_config_dict(cfg))
+        overwrite=cfg.run.overwrite, config=_config_dict(cfg, policy_path))
 
 
 def run_ppo(cfg: Config, policy_path: str | Path, run_dir: str | Path, *, task: Task | None = None,
@@ -60,9 +60,13 @@ def run_ppo(cfg: Config, policy_path: str | Path, run_dir: str | Path, *, task: 
     return {"last": out["last"], "policy": out["policy"]}
 
 
-def _config_dict(cfg: Config) -> dict:
+def _config_dict(cfg: Config, policy_path: str | Path) -> dict:
+    """The resolved config: ``model.policy`` is the policy trained from (the cached SFT policy
+    when none was named), so a resume can tell whether it starts from the same one."""
     from dataclasses import asdict
 
-    return asdict(cfg)
+    d = asdict(cfg)
+    d["model"]["policy"] = str(policy_path)
+    return d
 
 

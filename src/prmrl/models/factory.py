@@ -9,6 +9,8 @@ through the same functions; nothing downstream special-cases the tiny one.
 
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import os
 from pathlib import Path
@@ -89,6 +91,24 @@ def load_policy(path: str | os.PathLike, dtype: torch.dtype | None = None) -> Pr
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
 
 
+@contextlib.contextmanager
+def _head_expected_missing(expected: bool):
+    """Loading a scalar model from a causal-LM checkpoint: the head is missing by design, so
+    transformers' load report (a warning table naming it) is held back; other warnings of that
+    load are lost with it, errors are not."""
+    from transformers.utils import logging
+
+    if not expected or logging.get_verbosity() >= logging.ERROR:
+        yield
+        return
+    old = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(old)
+
+
 def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None,
                       extra_layers: int = 0) -> PreTrainedModel:
     """A backbone with a scalar head per token (critic, ORM, PRM).
@@ -112,7 +132,8 @@ def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None,
         scalar = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
         return LikelihoodRewardModel.load(scalar, path)
     fresh_head = not any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
-    model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
+    with _head_expected_missing(fresh_head):
+        model = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
     if fresh_head:
         head = model.score if hasattr(model, "score") else model.classifier
         torch.nn.init.zeros_(head.weight)
@@ -134,7 +155,8 @@ def critic_from_policy(policy: PreTrainedModel, dtype: torch.dtype | None = torc
 
 
 def _deepened(path, extra: int, dtype) -> PreTrainedModel:
-    base = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
+    with _head_expected_missing(True):
+        base = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)
     if not hasattr(base.config, "num_hidden_layers"):
         raise ValueError(f"{path}: extra layers need a decoder config with num_hidden_layers")
     n = base.config.num_hidden_layers
@@ -193,7 +215,3 @@ def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

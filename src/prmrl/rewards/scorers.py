@@ -38,17 +38,6 @@ class SuccessReward:
         return [None if v is None else float(bool(v)) for v in verdicts]
 
 
-def success_reward_for(task: str) -> SuccessReward:
-    if task == "arith":
-        from prmrl.tasks.arith import grade
-
-        return SuccessReward(grade=grade)
-    from prmrl.grading import MathGrader
-
-    grader = MathGrader(numeric_answers=task == "gsm8k")
-    return SuccessReward(grade_batch=grader.grade_batch)
-
-
 class PRMReward:
     """A trained or public PRM (``reward.prm_format``) from a path. Reads the ``question``
     column (the raw question, not the chat-rendered prompt); without it, the prompts."""

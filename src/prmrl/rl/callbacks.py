@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
+from prmrl.config import REPORT_SINKS
+
 
 class Callback:
     def on_fit_start(self, trainer) -> None:
@@ -53,7 +55,18 @@ def as_callbacks(items: Sequence) -> list[Callback]:
     return out
 
 
-SINKS = ("tensorboard", "wandb", "trackio")
+SINKS = REPORT_SINKS
+
+
+def check_sinks(report_to: Sequence[str]) -> None:
+    """Each name is a sink and its package is installed: checked before a run writes anything."""
+    import importlib.util
+
+    for name in report_to:
+        if name not in SINKS:
+            raise ValueError(f"report_to: {name!r} is not one of {list(SINKS)}")
+        if importlib.util.find_spec(name) is None:
+            raise ImportError(f"report_to: {name!r} needs the {name} package (pip install {name})")
 
 
 def _scalars(metrics: dict) -> dict[str, float]:

@@ -39,7 +39,7 @@ from prmrl.rewards import assemble
 from prmrl.rewards.scorers import ORMReward, PRMReward, SuccessReward
 from prmrl.rl import core, estimators
 from prmrl.rl.batch import RolloutBatch
-from prmrl.rl.callbacks import Callback, as_callbacks, make_sinks
+from prmrl.rl.callbacks import Callback, as_callbacks, check_sinks, make_sinks
 from prmrl.rl.checkpoint import (CHECKPOINT_DIR, TrainingInterrupted, latest_checkpoint, load_checkpoint,
                                  rng_state, save_checkpoint, set_rng_state)
 from prmrl.steps import Splitter, steps_for_batch
@@ -133,6 +133,7 @@ class PPOTrainer:
 
         self.ppo, self.reward = ppo or PPOConfig(), reward or RewardConfig()
         _check_sections(self.ppo, self.reward)
+        _check_run_args(seed, save_every, precision, report_to)
         self.seed, self.save_every, self.precision = seed, save_every, precision
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.report_to, self.progress, self.overwrite = list(report_to), progress, overwrite
@@ -188,6 +189,9 @@ class PPOTrainer:
     def _scorers(self, success, orm, prm) -> dict[str, Callable | None]:
         r, dtype = self.reward, _dtype(self.precision)
         if success is None:
+            if self.task.name == "prompts":       # bare prompts: nothing to grade them with
+                raise ValueError("success: prompts without a task have no grader; give success= "
+                                 "(a reward callable) or a task (prmrl.Task)")
             success = SuccessReward(grade_batch=self.task.grade_batch)
         orm = orm if orm is not None else r.orm
         prm = prm if prm is not None else r.prm
@@ -601,10 +605,20 @@ def _schedule(opt, p: PPOConfig):
 
 def _check_sections(ppo: PPOConfig, reward: RewardConfig) -> None:
     """The same range and name checks as a config file gets (one line naming the key)."""
-    from prmrl.config import validate_section
+    from prmrl.config import check_ppo, validate_section
 
     validate_section("ppo", ppo)
     validate_section("reward", reward)
+    check_ppo(ppo)
+
+
+def _check_run_args(seed, save_every, precision, report_to) -> None:
+    from prmrl.config import PRECISIONS, RANGES, check_choice, check_range
+
+    check_range("seed", seed, RANGES["run.seed"])
+    check_range("save_every", save_every, RANGES["run.save_every"])
+    check_choice("precision", precision, PRECISIONS)
+    check_sinks(list(report_to))
 
 
 def _as_task(task: Task | None, prompts, golds) -> Task:
@@ -647,7 +661,8 @@ class _RunFiles:
         self.sinks: list = []
 
     def __enter__(self) -> "_RunFiles":
-        from prmrl.runs import MetricsLog, RunLock, claim_run_dir, start_run, truncate_metrics
+        from prmrl.runs import (MetricsLog, RunFolderError, RunLock, claim_run_dir, resume_changes,
+                                start_run, truncate_metrics)
 
         tr, run = self.tr, self.tr.output_dir
         if not self.on:
@@ -660,6 +675,11 @@ class _RunFiles:
                 self.lock = RunLock(run).acquire()
             resuming = bool(self.resume)
             ckpt = tr._resume_source(self.resume) if resuming else None
+            changes = resume_changes(run, tr.config or tr._config_dict()) if resuming else []
+            if changes:                    # the optimizer state would silently undo some of them
+                raise RunFolderError(f"{run}: resume with other settings than the run's "
+                                     f"config.yaml ({'; '.join(changes)}); resume with the run's "
+                                     f"settings or start a new run")
             if main:
                 claim_run_dir(run, resume=resuming, overwrite=tr.overwrite)
             tr.acc.wait_for_everyone()
@@ -779,6 +799,9 @@ def _check_prm_rows(prm: list[list[float | None]], step_texts: list[list[str]]) 
     if len(prm) != len(step_texts):
         raise ValueError(f"PRM scorer returned {len(prm)} rows for {len(step_texts)} answers")
     for i, (row, steps) in enumerate(zip(prm, step_texts)):
+        if not isinstance(row, (list, tuple)):
+            raise ValueError(f"PRM scorer returned {type(row).__name__} for answer {i}; a PRM "
+                             f"returns one list per answer, one score (or None) per step")
         if len(row) != len(steps):
             raise ValueError(f"PRM scorer returned {len(row)} scores for answer {i} with {len(steps)} steps")
         n = sum(x is not None for x in row)
