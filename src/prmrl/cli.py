@@ -8,6 +8,7 @@
     prmrl reproduce [--quick]          the paper's ablation (results.json, results.md, plots)
     prmrl probe                        PRM return vs appended repeated steps
     prmrl check-config CONFIG
+    prmrl serve-prm PATH [--format F] [--host H] [--port P]   a PRM over HTTP (reward.prm_url)
 
 Every command takes a YAML config (``--config``) and ``section.key=value`` overrides.
 Errors in input (config, paths, data) print one line and exit with status 2.
@@ -194,6 +195,29 @@ def cmd_check_config(args) -> int:
     return main_check([args.config or args.target, *args.overrides])
 
 
+@command("serve-prm", "serve a PRM over HTTP (POST /score_steps, GET /health) for reward.prm_url")
+def cmd_serve_prm(args) -> int:
+    from prmrl.config import decode_escapes
+    from prmrl.jobs.serve_prm import serve_prm
+
+    if not args.max_request_mb > 0:
+        raise ValueError(f"--max-request-mb: {args.max_request_mb}; must be > 0")
+    server = serve_prm(args.path, fmt=args.format, host=args.host, port=args.port, max_batch=args.max_batch,
+                       max_request_bytes=max(1, int(args.max_request_mb * 2**20)), timeout=args.timeout,
+                       dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+                       delimiter=decode_escapes(args.delimiter))
+    print(f"serving PRM {args.path} (format {args.format}) on {server.url}: POST /score_steps, "
+          f"GET /health; use reward.prm_url={server.url} reward.prm_format={args.format}; Ctrl-C stops",
+          flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
 # `reproduce --quick`: small enough for CI (under 4 minutes from an empty cache), same code path;
 # its SFT policy is a shorter run of its own (the default SFT alone takes over 2 minutes).
 QUICK_REPRODUCE = ["sft.steps=300", "ablation.iterations=4", "ablation.seeds=1", "ppo.prompts_per_iteration=16", "eval.n_problems=100",
@@ -213,6 +237,7 @@ SECTIONS = {
     "reproduce": ["task", "model", "sft", "reward", "ppo", "eval", "rm", "ablation", "run"],
     "probe": ["task", "model", "reward", "rm", "run"],
     "check-config": [],
+    "serve-prm": [],
 }
 
 
@@ -255,6 +280,25 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == "check-config":
             p.add_argument("target", nargs="?", help="config file to check")
+        if name == "serve-prm":
+            from prmrl.rm.formats import PRM_FORMATS
+
+            p.add_argument("path", help="the PRM: a prmrl PRM folder, or a public PRM (folder or hub name)")
+            p.add_argument("--format", default="native", choices=list(PRM_FORMATS),
+                           help="how the PRM reads an answer (default native)")
+            p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: "
+                           "this machine only)")
+            p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+            p.add_argument("--max-batch", type=int, default=64, help="most answers scored in one batch")
+            p.add_argument("--max-request-mb", type=float, default=16.0,
+                           help="larger request bodies are refused with 413 (default 16)")
+            p.add_argument("--timeout", type=float, default=60.0,
+                           help="seconds a request may wait for its scores before a 503 (default 60)")
+            p.add_argument("--delimiter", default="\\n", help="native format: text between steps, with "
+                           "\\n escapes (default \\n; the run's task.step_delimiter)")
+            p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+            p.add_argument("--trust-remote-code", action="store_true",
+                           help="let the checkpoint run its own modelling code (Qwen2.5-Math-PRM)")
         p.add_argument("--config", help="YAML config file (sections: task, model, sft, reward, ppo, eval, run)")
         if name == "eval":
             p.add_argument("--policy", help="path of the policy to evaluate")
@@ -289,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             return args.fn(args)
         cfg = _config(args)
         setup_threads(cfg)
-        if args.command == "train":            # the trainer locks and claims its own folder
-            return args.fn(args)
+        if args.command in ("train", "serve-prm"):  # the trainer locks its own folder; a server
+            return args.fn(args)                     # writes none
         with job_folder(cfg.run.out_dir, resume=cfg.run.resume, overwrite=cfg.run.overwrite):
             return args.fn(args)
     except (ConfigError, FileNotFoundError, ValueError, OSError, RunInUseError, ImportError) as e:

@@ -145,7 +145,18 @@ class RewardConfig:
     prm: str | None = None
     """path of a PRM; None: no PRM term"""
     prm_format: str = "native"
-    """how the PRM reads an answer: a name in ``prmrl.rm.formats.PRM_FORMATS``"""
+    """how the PRM reads an answer: a name in ``prmrl.rm.formats.PRM_FORMATS`` (with
+    ``prm_url``: the served PRM's format; the vllm protocol reads qwen_prm or math_shepherd)"""
+    prm_url: str | None = None
+    """URL of a PRM server scoring the steps instead of a local ``prm`` (``prmrl serve-prm
+    PATH``, or vLLM's pooling server with ``prm_protocol: vllm``), e.g. http://127.0.0.1:8000;
+    None: no server. Steps it does not score in time are None (counted), never 0"""
+    prm_protocol: str = "prmrl"
+    """how ``prm_url`` is spoken to: "prmrl" (``prmrl serve-prm``: POST /score_steps) or "vllm"
+    (vLLM's POST /pooling with a STEP-pooling PRM; README: "A PRM over HTTP")"""
+    prm_timeout: float = 30.0
+    """seconds the PRM server gets to connect and for each wait on its answer; past it the
+    batch's steps are unscorable (None, counted in unscorable/prm_steps)"""
     trust_remote_code: bool = False
     """let a PRM checkpoint run its own modelling code (Qwen2.5-Math-PRM ships one)"""
     prm_alpha: float = 1.0
@@ -430,6 +441,7 @@ RANGES: dict[str, Range] = {
     "reward.unscorable_reward": ANY,
     "reward.orm_alpha": NON_NEGATIVE,
     "reward.prm_alpha": NON_NEGATIVE,
+    "reward.prm_timeout": POSITIVE,
     "reward.eta": UNIT,                # PRM scores are probabilities
     "ppo.iterations": at_least(1),
     "ppo.prompts_per_iteration": at_least(1),
@@ -476,6 +488,11 @@ RANGES: dict[str, Range] = {
     "run.save_every": at_least(0),
 }
 
+# how reward.prm_url is spoken to (``prmrl.rewards.http_prm`` implements them)
+PRM_PROTOCOLS = ("prmrl", "vllm")
+# the formats a vLLM pooling server scores (a STEP pooler on a step token)
+VLLM_PRM_FORMATS = ("qwen_prm", "math_shepherd")
+
 # metric sinks besides metrics.jsonl (``prmrl.rl.callbacks.make_sinks`` implements them)
 REPORT_SINKS = ("tensorboard", "wandb", "trackio")
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -486,6 +503,7 @@ CHOICES: dict[str, Collection[str]] = {
     "task.name": TASK_NAMES,
     "reward.shaping": SHAPING_METHODS,
     "reward.prm_format": PRM_FORMATS,
+    "reward.prm_protocol": PRM_PROTOCOLS,
     "ppo.kl_estimator": KL_ESTIMATORS,
     "ppo.lr_schedule": LR_SCHEDULES,
     "ppo.advantage": ("gae", *ESTIMATORS),
@@ -551,9 +569,7 @@ class Config:
         if any(k > self.eval.sampling_samples for k in self.eval.pass_k):
             raise ConfigError(f"eval.pass_k: each k must be in [1, eval.sampling_samples="
                               f"{self.eval.sampling_samples}] (got {self.eval.pass_k})")
-        if self.reward.shaping != "none" and self.reward.prm is None:
-            raise ConfigError(f"reward.shaping: '{self.reward.shaping}' needs reward.prm "
-                              f"(a PRM path); set reward.prm or leave shaping 'none'")
+        check_prm_source(self.reward)
         if self.model.hidden % self.model.heads:
             raise ConfigError(f"model.hidden: {self.model.hidden} is not a multiple of "
                               f"model.heads={self.model.heads}")
@@ -564,6 +580,24 @@ class Config:
             raise ConfigError("rm.freeze_backbone: needs rm.extra_layers >= 1 (nothing would train "
                               "but the head); set rm.freeze_backbone=false to train the whole model")
         return self
+
+
+def check_prm_source(r: "RewardConfig") -> None:
+    """reward.prm (a local PRM) or reward.prm_url (a server), not both; what shaping needs."""
+    if r.prm is not None and r.prm_url is not None:
+        raise ConfigError(f"reward.prm_url: {r.prm_url!r} and reward.prm={r.prm!r} both set; give "
+                          f"one: a local PRM or a PRM server")
+    if r.prm_url is not None:
+        if not re.match(r"^https?://[^/\s]+", r.prm_url):
+            raise ConfigError(f"reward.prm_url: {r.prm_url!r} is not an http(s) URL "
+                              f"(e.g. http://127.0.0.1:8000)")
+        if r.prm_protocol == "vllm" and r.prm_format not in VLLM_PRM_FORMATS:
+            raise ConfigError(f"reward.prm_format: {r.prm_format!r} cannot be scored by a vLLM server "
+                              f"(reward.prm_protocol=vllm reads {list(VLLM_PRM_FORMATS)}); serve a "
+                              f"native PRM with `prmrl serve-prm` and reward.prm_protocol=prmrl")
+    if r.shaping != "none" and r.prm is None and r.prm_url is None:
+        raise ConfigError(f"reward.shaping: '{r.shaping}' needs reward.prm (a PRM path) or "
+                          f"reward.prm_url (a PRM server); set one or leave shaping 'none'")
 
 
 def check_ppo(ppo: "PPOConfig") -> None:

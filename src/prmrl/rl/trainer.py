@@ -194,16 +194,25 @@ class PPOTrainer:
                                  "(a reward callable) or a task (prmrl.Task)")
             success = SuccessReward(grade_batch=self.task.grade_batch)
         orm = orm if orm is not None else r.orm
+        if prm is None and r.prm is not None and r.prm_url is not None:
+            raise ValueError(f"reward.prm_url: {r.prm_url!r} and reward.prm={r.prm!r} both set; give "
+                             f"one: a local PRM or a PRM server")
         prm = prm if prm is not None else r.prm
         if isinstance(orm, (str, os.PathLike)):
             orm = ORMReward(str(orm), dtype=dtype)
+        # the text a PRM reads: the run's step delimiter, and the embedded task's question template
+        delim = self.splitter if isinstance(self.splitter, str) else self.task.delimiter
+        template = QUESTION_TEMPLATE if self.task.name == "arith" else None
         if isinstance(prm, (str, os.PathLike)):
-            delim = self.splitter if isinstance(self.splitter, str) else self.task.delimiter
-            template = QUESTION_TEMPLATE if self.task.name == "arith" else None
             prm = PRMReward(str(prm), fmt=r.prm_format, prompt_template=template, delimiter=delim,
                             dtype=dtype, trust_remote_code=r.trust_remote_code)
+        elif prm is None and r.prm_url is not None:
+            from prmrl.rewards.http_prm import HTTPPRMReward
+
+            prm = HTTPPRMReward(r.prm_url, protocol=r.prm_protocol, timeout=r.prm_timeout, fmt=r.prm_format,
+                                prompt_template=template, delimiter=delim)
         if r.shaping != "none" and prm is None:
-            raise ValueError(f"reward.shaping: '{r.shaping}' needs a PRM (prm= or reward.prm)")
+            raise ValueError(f"reward.shaping: '{r.shaping}' needs a PRM (prm=, reward.prm or reward.prm_url)")
         return {"success": success, "orm": orm, "prm": prm}
 
     # ---- phase 1: generate ----------------------------------------------------------------
