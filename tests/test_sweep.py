@@ -63,3 +63,14 @@ def test_a_demo_sweep_runs_each_seed_and_thread_count_in_its_own_folder(tmp_path
     saved = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert saved["summary"]["greedy_after"]["n"] == 2
     assert "greedy_gain" in format_sweep(report)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--seeds", "3-1"], "--seeds: '3-1'"), (["bon", "--seeds", "0", "--threads", "0"], "--threads"),
+    (["demo", "--seeds", "0", "--workers", "0"], "--workers: 0")])
+def test_cli_sweep_arguments_fail_in_one_line(argv, message, tmp_path, capsys):
+    from prmrl.cli import main
+
+    assert main([*argv, f"run.out_dir={tmp_path / 'r'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -1,6 +1,6 @@
 """The `prmrl` command line.
 
-    prmrl demo                         SFT -> PPO (success reward) -> before/after evaluation
+    prmrl demo [--seeds 0-3 --threads 1,2]   SFT -> PPO (success reward) -> before/after evaluation
     prmrl sft     [--config F] [k=v ...]
     prmrl train   [--config F] [k=v ...]   PPO; reward terms from the reward.* section
     prmrl eval    --policy PATH [--config F] [k=v ...]
@@ -78,6 +78,8 @@ def cmd_demo(args) -> int:
     from prmrl.jobs.demo import demo
 
     cfg = _config(args)
+    if args.seeds is not None:
+        return _sweep(args, cfg, "demo")
     summary = demo(cfg)
     keys = ["greedy_accuracy", "sampling_accuracy", "steps_per_answer", "mean_response_tokens"]
     print(format_table({"before RL": summary["before"], "after RL": summary["after"]}, keys))
@@ -152,7 +154,26 @@ def cmd_bon(args) -> int:
     from prmrl.jobs.bon import bon_job
 
     cfg = _config(args)
+    if args.seeds is not None:
+        return _sweep(args, cfg, "bon")
     print(format_bon_table(bon_job(cfg, policy=_policy(cfg))))
+    return 0
+
+
+def _sweep(args, cfg: Config, job: str) -> int:
+    """``--seeds``: the job for every seed x ``--threads`` count, in parallel processes."""
+    from prmrl.jobs.sweep import format_sweep, parse_ints, sweep
+
+    seeds = parse_ints(args.seeds)
+    threads = parse_ints(args.threads, "--threads")
+    if 0 in threads:
+        raise ConfigError("--threads: counts start at 1")
+    if args.workers < 1:
+        raise ConfigError(f"--workers: {args.workers}; at least 1")
+    report = sweep(cfg, job, seeds, threads, workers=args.workers,
+                   progress=print if cfg.run.progress else None)
+    print(format_sweep(report))
+    print(f"runs and sweep.json: {cfg.run.out_dir}")
     return 0
 
 
@@ -306,6 +327,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true", help="recompute even if cached")
         if name == "train-rm":
             p.add_argument("--kind", choices=["orm", "prm"], required=True)
+        if name in ("demo", "bon"):
+            p.add_argument("--seeds", help="a sweep: run every seed (0-3, or 0,2,5) in its own process "
+                           "and folder and print mean, std, min and max of each figure")
+            p.add_argument("--threads", default="1", help="with --seeds: torch thread counts to run each "
+                           "seed with (1,2 runs every seed twice; default 1)")
+            p.add_argument("--workers", type=int, default=2, help="with --seeds: runs at a time (default 2)")
         if name == "reproduce":
             p.add_argument("--quick", action="store_true", help="a small version (1 seed, short runs) for CI; "
                            "seeds, arms, iterations and workers are in the ablation.* section")
