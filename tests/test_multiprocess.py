@@ -25,7 +25,8 @@ def test_two_process_ppo_runs_two_iterations(tmp_path):
            "--mixed_precision", "no", "--dynamo_backend", "no",
            "-m", "prmrl.cli", "train", f"model.policy={tmp_path / 'policy'}",
            "ppo.iterations=2", "ppo.prompts_per_iteration=4", "ppo.samples_per_prompt=2",
-           "ppo.max_new_tokens=16", "ppo.minibatch_size=4", "eval.every=0", "run.progress=false",
+           "ppo.max_new_tokens=16", "ppo.minibatch_size=4", "ppo.micro_batch_size=2",  # no_sync path
+           "eval.every=0", "run.progress=false",
            f"run.out_dir={tmp_path / 'run'}", "run.threads=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)

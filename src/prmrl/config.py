@@ -117,6 +117,9 @@ class ModelConfig:
     """tiny policy: attention heads"""
     intermediate: int = 384
     """tiny policy: MLP width"""
+    gradient_checkpointing: bool = False
+    """recompute each layer's activations in backward instead of keeping them (actor and critic;
+    not in generation): less memory for more compute"""
 
 
 @dataclass
@@ -191,6 +194,10 @@ class PPOConfig:
     at half the compute, and held greedy accuracy better on the embedded task (measured)"""
     minibatch_size: int = 64
     """answers per optimizer step"""
+    micro_batch_size: int | None = None
+    """answers per forward / backward pass (gradients accumulate over a minibatch's micro-batches,
+    and the no-grad passes run in chunks of it); None: minibatch_size. Lower it for memory: the
+    update is the same up to float rounding"""
     actor_lr: float = 1e-4
     """policy AdamW learning rate"""
     critic_lr: float = 1e-3
@@ -451,6 +458,7 @@ RANGES: dict[str, Range] = {
     "ppo.top_p": Range(0, 1, lo_open=True),
     "ppo.ppo_epochs": at_least(1),
     "ppo.minibatch_size": at_least(1),
+    "ppo.micro_batch_size": at_least(1),
     "ppo.actor_lr": POSITIVE,
     "ppo.critic_lr": POSITIVE,
     "ppo.gamma": UNIT,

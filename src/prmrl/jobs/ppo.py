@@ -42,7 +42,8 @@ def build_trainer(cfg: Config, policy_path: str | Path, run_dir: str | Path | No
         critic=cfg.model.critic, output_dir=run_dir, seed=cfg.run.seed,
         save_every=cfg.run.save_every, precision=cfg.model.dtype, report_to=cfg.run.report_to,
         callbacks=[EvalCallback(cfg, task)], accelerator=accelerator, progress=cfg.run.progress,
-        overwrite=cfg.run.overwrite, config=_config_dict(cfg, policy_path))
+        overwrite=cfg.run.overwrite, config=_config_dict(cfg, policy_path),
+        gradient_checkpointing=cfg.model.gradient_checkpointing)
 
 
 def run_ppo(cfg: Config, policy_path: str | Path, run_dir: str | Path, *, task: Task | None = None,

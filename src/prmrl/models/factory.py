@@ -142,6 +142,29 @@ def load_scalar_model(path: str | os.PathLike, dtype: torch.dtype | None = None,
     return model
 
 
+def frozen_copy(model: PreTrainedModel, compute_dtype: torch.dtype | None = None) -> PreTrainedModel:
+    """A frozen copy of a trained model (the reference) that runs the trained model's numeric
+    path, so the KL between them is 0 while they have the same weights.
+
+    Without autocast (``compute_dtype`` None or float32) it is an exact copy. Under autocast to a
+    16-bit ``compute_dtype`` the copy's ``nn.Linear`` weights and biases are stored in that dtype
+    (autocast casts the trained model's float32 ones to exactly those values before every
+    matmul), and everything else (norms, embeddings, and a head tied to the embeddings) stays
+    float32 as in the trained model: run under the same autocast, both give the same numbers,
+    at about half the memory of a float32 copy."""
+    ref = copy.deepcopy(model).eval().requires_grad_(False)
+    if compute_dtype is None or compute_dtype == torch.float32:
+        return ref
+    embedding = {id(p) for m in ref.modules() if isinstance(m, torch.nn.Embedding)
+                 for p in m.parameters(recurse=False)}
+    for m in ref.modules():
+        if isinstance(m, torch.nn.Linear):
+            for p in m.parameters(recurse=False):
+                if id(p) not in embedding:
+                    p.data = p.data.to(compute_dtype)
+    return ref
+
+
 def critic_from_policy(policy: PreTrainedModel, dtype: torch.dtype | None = torch.float32) -> PreTrainedModel:
     """A critic for a policy given as a model: the same backbone weights (copied) and a scalar
     head per token initialised to zero, as ``load_scalar_model`` makes from a path."""

@@ -80,7 +80,7 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
     ``(B*n,)`` lengths (tokens written, EOS included); and whether each row hit its budget
     without EOS; and, with ``logprobs``, ``(B*n, R)`` log-probs of the written tokens under
     softmax(logits / temperature) (temperature 1 for greedy), 0 after a row's end (else None).
-    Sampling is softmax(logits / temperature), then nucleus (top-p) filtering, as ``model.generate`` does; only EOS or the budget stops a
+    Sampling is softmax(logits / temperature), then nucleus (top-p) filtering, as ``model.generate`` does; only a stop token (:func:`stop_token_ids`) or the budget stops a
     row. Cheaper than ``model.generate`` for short answers, which is what RL and labelling sample:
 
     - a prompt is encoded once and its KV cache repeated for its ``n`` samples (one prefill);
@@ -99,7 +99,9 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
     if len(budget) != total:
         raise ValueError(f"{len(budget)} budgets for {total} prompts")
     device = next(model.parameters()).device
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    stop = stop_token_ids(tokenizer, model)
+    pad = tokenizer.pad_token_id
+    stop_set = torch.tensor(stop)
     gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
     width = max([0, *budget])
     out_ids = torch.full((total * n, width), pad, dtype=torch.long)
@@ -135,7 +137,7 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
                 out_logprobs[rows[live], step] = logp.gather(1, nxt.unsqueeze(1)).squeeze(1).cpu()[live]
             lengths[rows[live]] = step + 1
             left -= 1
-            stopped = alive & ((nxt_host == eos) | (left <= 0))
+            stopped = alive & (torch.isin(nxt_host, stop_set) | (left <= 0))
             alive &= ~stopped
             if progress is not None and stopped.any():
                 progress(int(stopped.sum()))
@@ -153,12 +155,27 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
                         position_ids=pos.unsqueeze(1), use_cache=True, **{cache_kw: cache})
             logits = out.logits[:, -1].float()
     used = int(lengths.max()) if len(lengths) else 0
-    # A row ended by EOS has it as its last written token (true even when pad == EOS).
+    # A row ended by a stop token has it as its last written token (true even when pad is one).
     last = out_ids[torch.arange(len(lengths)), (lengths - 1).clamp(min=0)] if width else lengths
-    truncated = (lengths == 0) | (last != eos)
+    truncated = (lengths == 0) | ~torch.isin(last, stop_set)
     keep = max(used, 1)
     return (out_ids[:, :keep], lengths, truncated.tolist(),
             None if out_logprobs is None else out_logprobs[:, :keep])
+
+
+def stop_token_ids(tokenizer, model=None) -> list[int]:
+    """The ids that end an answer: the tokenizer's EOS first, then every id of the checkpoint's
+    ``generation_config.eos_token_id`` (an int or a list: Qwen2.5 checkpoints list both
+    ``<|im_end|>`` and ``<|endoftext|>``, and a base policy ends with the second)."""
+    ids = [tokenizer.eos_token_id]
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if gen_eos is not None:
+        ids += [gen_eos] if isinstance(gen_eos, int) else list(gen_eos)
+    out = [int(i) for i in dict.fromkeys(ids) if i is not None]
+    if not out:
+        raise ValueError("the tokenizer has no EOS token and the model's generation_config names "
+                         "none: nothing would stop an answer")
+    return out
 
 
 def _next_tokens(logits: torch.Tensor, greedy: bool, temperature: float, top_p: float,

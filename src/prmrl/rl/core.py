@@ -300,16 +300,25 @@ def value_loss(
     clipped term is the larger (no gradient there). Source: cleanrl ``ppo.py`` (clip_vloss);
     verl ``compute_value_loss``.
     """
+    per_token, stats = value_loss_tokens(values, old_values, returns, mask, clip_eps)
+    return masked_mean(per_token, mask), stats
+
+
+def value_loss_tokens(
+    values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip_eps: float
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The clipped value loss per token, ``(B, T)``, 0 on padding (``value_loss`` before its
+    token mean: micro-batches divide its sum by their minibatch's token count), and the stats."""
     v = _zero_pad(values, mask)
     old = _zero_pad(old_values, mask)
     ret = _zero_pad(returns, mask)
     v_clipped = old + torch.clamp(v - old, -clip_eps, clip_eps)
     unclipped = (v - ret) ** 2
     clipped = (v_clipped - ret) ** 2
-    loss = 0.5 * masked_mean(torch.maximum(unclipped, clipped), mask)
+    per_token = _zero_pad(0.5 * torch.maximum(unclipped, clipped), mask)
     with torch.no_grad():
         stats = {"clipfrac": masked_mean((clipped > unclipped).to(v.dtype), mask)}
-    return loss, stats
+    return per_token, stats
 
 
 def _lr_constant(step: int, total: int) -> float:

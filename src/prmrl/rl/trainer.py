@@ -17,7 +17,7 @@ the checkpoint was taken (docs/method.md, "PPO"; README, "Python API").
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
 import os
 import random
@@ -62,10 +62,17 @@ class LocalAccelerator:
     num_processes = 1
     process_index = 0
     is_main_process = True
-    mixed_precision = "no"
 
-    def __init__(self, device: str | torch.device = "cpu"):
+    def __init__(self, device: str | torch.device = "cpu", mixed_precision: str = "no"):
+        """mixed_precision: "no", or "bf16" / "fp16": the trainer runs its forwards under
+        ``torch.autocast`` to that dtype (on CPU too, e.g. to test the GPU's numeric path)."""
+        if mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision: {mixed_precision!r}; one of 'no', 'bf16', 'fp16'")
         self.device = torch.device(device)
+        self.mixed_precision = mixed_precision
+
+    def no_sync(self, model):
+        return contextlib.nullcontext()
 
     def prepare(self, *objs):
         return objs if len(objs) != 1 else objs[0]
@@ -92,8 +99,12 @@ def default_accelerator(precision: str = "float32"):
         return LocalAccelerator("cpu")
     from accelerate import Accelerator
 
+    from accelerate.utils import DistributedDataParallelKwargs
+
     mixed = {"bfloat16": "bf16", "float16": "fp16"}.get(precision, "no") if gpu else "no"
-    return Accelerator(cpu=not gpu, mixed_precision=mixed)
+    # gradients as views into DDP's buckets: one copy of the gradients, not two
+    ddp = DistributedDataParallelKwargs(gradient_as_bucket_view=True)
+    return Accelerator(cpu=not gpu, mixed_precision=mixed, kwargs_handlers=[ddp])
 
 
 class PPOTrainer:
@@ -128,8 +139,10 @@ class PPOTrainer:
                  critic: Any = None, output_dir: str | os.PathLike | None = None, seed: int = 0,
                  save_every: int = 5, precision: str = "float32", report_to: Sequence[str] = (),
                  callbacks: Sequence[Callback | Callable] = (), accelerator=None,
-                 progress: bool = False, overwrite: bool = False, config: dict | None = None):
-        from prmrl.models.factory import critic_from_policy, load_policy, load_scalar_model, load_tokenizer
+                 progress: bool = False, overwrite: bool = False, config: dict | None = None,
+                 gradient_checkpointing: bool = False):
+        from prmrl.models.factory import (critic_from_policy, frozen_copy, load_policy,
+                                          load_scalar_model, load_tokenizer)
 
         self.ppo, self.reward = ppo or PPOConfig(), reward or RewardConfig()
         _check_sections(self.ppo, self.reward)
@@ -164,8 +177,14 @@ class PPOTrainer:
         self.scorers = self._scorers(success, orm, prm)
 
         set_seed_all(seed + self.acc.process_index)
-        # The frozen reference may run in a lower precision; trained weights stay float32.
-        self.ref = copy.deepcopy(actor).to(_dtype(precision)).eval().requires_grad_(False)
+        # The frozen reference runs the actor's numeric path (the same autocast; 16-bit where
+        # autocast computes in 16 bits), so the KL is 0 while their weights are equal.
+        self.ref = frozen_copy(actor, self._compute_dtype())
+        if gradient_checkpointing:    # recompute each layer in backward; off in generation (eval)
+            for m in (actor, critic):
+                if m is not None:   # transformers 5's name (gradient_checkpointing_enable is deprecated)
+                    m.activation_checkpointing_enable({"use_reentrant": False})
+        self.gradient_checkpointing = gradient_checkpointing
         p = self.ppo
         actor_opt = torch.optim.AdamW(actor.parameters(), lr=p.actor_lr, eps=1e-5)
         if critic is not None:
@@ -215,6 +234,21 @@ class PPOTrainer:
             raise ValueError(f"reward.shaping: '{r.shaping}' needs a PRM (prm=, reward.prm or reward.prm_url)")
         return {"success": success, "orm": orm, "prm": prm}
 
+    def _compute_dtype(self) -> torch.dtype | None:
+        """The dtype autocast computes in (None: no autocast)."""
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.acc.mixed_precision)
+
+    def _autocast(self):
+        """The one numeric path of every forward (actor, reference, critic): autocast to the
+        mixed-precision dtype, or nothing."""
+        dtype = self._compute_dtype()
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.acc.device.type, dtype=dtype)
+
+    def _micro(self) -> int:
+        return self.ppo.micro_batch_size or self.ppo.minibatch_size
+
     # ---- phase 1: generate ----------------------------------------------------------------
 
     def generate(self, questions: list[str], golds: list[str]) -> RolloutBatch:
@@ -222,8 +256,9 @@ class PPOTrainer:
         n = p.samples_per_prompt
         policy = self.acc.unwrap_model(self.actor).eval()
         prompts = [self.task.prompt(q) for q in questions]
-        gen = generate(policy, self.tok, prompts, n=n, max_new_tokens=p.max_new_tokens,
-                       temperature=p.temperature, top_p=p.top_p, logprobs=True)
+        with self._autocast():
+            gen = generate(policy, self.tok, prompts, n=n, max_new_tokens=p.max_new_tokens,
+                           temperature=p.temperature, top_p=p.top_p, logprobs=True)
         questions = [q for q in questions for _ in range(n)]       # prompt-major, as generated
         golds = [g for g in golds for _ in range(n)]
         steps = steps_for_batch(self.tok, gen.response_ids.tolist(), self.splitter)
@@ -281,13 +316,14 @@ class PPOTrainer:
             b.old_logprobs = b.response_mask.new_zeros(len(b), T, dtype=torch.float32)
         b.ref_logprobs, b.old_values = (b.response_mask.new_zeros(len(b), T, dtype=torch.float32)
                                         for _ in range(2))
-        for idx in b.chunks(p.minibatch_size):
+        for idx in b.chunks(self._micro()):
             ids, am, Tc = b.rows(idx)
-            if recompute:
-                b.old_logprobs[idx, :Tc] = token_logprobs(actor, ids, am, Tc, p.temperature, entropy=False)[0].float()
-            b.ref_logprobs[idx, :Tc] = token_logprobs(self.ref, ids, am, Tc, p.temperature, entropy=False)[0].float()
-            if critic is not None:
-                b.old_values[idx, :Tc] = self._values(critic, ids, am, Tc)
+            with torch.no_grad(), self._autocast():
+                if recompute:
+                    b.old_logprobs[idx, :Tc] = token_logprobs(actor, ids, am, Tc, p.temperature, entropy=False)[0].float()
+                b.ref_logprobs[idx, :Tc] = token_logprobs(self.ref, ids, am, Tc, p.temperature, entropy=False)[0].float()
+                if critic is not None:
+                    b.old_values[idx, :Tc] = self._values(critic, ids, am, Tc).float()
         b.answer_rewards = assemble.answer_rewards(
             b.success_scores, b.orm_scores, success_weight=r.success_weight,
             orm_alpha=r.orm_alpha, unscorable_reward=r.unscorable_reward)
@@ -328,6 +364,9 @@ class PPOTrainer:
     # ---- phase 5: update ------------------------------------------------------------------
 
     def update(self, b: RolloutBatch, train_actor: bool = True) -> dict[str, float]:
+        """``ppo_epochs`` passes over the batch in minibatches of ``minibatch_size`` answers (one
+        optimizer step each), each computed in micro-batches of ``micro_batch_size`` whose
+        gradients add up to the minibatch's (the losses use the minibatch's normalisers)."""
         p = self.ppo
         self.actor.train()
         if self.critic is not None:
@@ -336,25 +375,14 @@ class PPOTrainer:
         for _ in range(p.ppo_epochs):
             order = torch.randperm(len(b)).to(self.acc.device)   # the global RNG, checkpointed
             for start in range(0, len(b), p.minibatch_size):
-                mb = b.minibatch(order[start: start + p.minibatch_size])
-                T = mb["response_mask"].shape[1]
+                rows = order[start: start + p.minibatch_size]
+                micros = [b.minibatch(rows[i: i + self._micro()]) for i in range(0, len(rows), self._micro())]
                 if train_actor:
-                    logprobs, entropy = token_logprobs(self.actor, mb["input_ids"], mb["attention_mask"],
-                                                       T, p.temperature)
-                    pg_loss, pg_stats = self._policy_loss(logprobs, mb)
-                    grad_norm = self._step(self.actor, self.actor_opt, pg_loss, "losses/policy",
-                                           "grad_norm/actor")
-                    _add(stats, {"losses/policy": pg_loss, "losses/entropy":
-                                 core.masked_mean(entropy.detach(), mb["response_mask"]),
-                                 "grad_norm/actor": grad_norm, **pg_stats})
-                if self.critic is None:
-                    continue
-                values = self._values(self.critic, mb["input_ids"], mb["attention_mask"], T)
-                v_loss, v_stats = core.value_loss(values, mb["old_values"], mb["returns"],
-                                                  mb["response_mask"], p.value_clip_eps)
-                grad_norm = self._step(self.critic, self.critic_opt, v_loss, "losses/value", "grad_norm/critic")
-                _add(stats, {"losses/value": v_loss, "losses/value_clipfrac": v_stats["clipfrac"],
-                             "grad_norm/critic": grad_norm})
+                    _add(stats, self._minibatch_step(self.actor, self.actor_opt, micros, self._policy_loss,
+                                                     "losses/policy", "grad_norm/actor"))
+                if self.critic is not None:
+                    _add(stats, self._minibatch_step(self.critic, self.critic_opt, micros, self._value_loss,
+                                                     "losses/value", "grad_norm/critic"))
         if train_actor:
             self.actor_sched.step()
         if self.critic is not None:
@@ -363,36 +391,72 @@ class PPOTrainer:
         self.actor.eval()
         return {k: sum(v) / len(v) for k, v in stats.items()}
 
-    def _policy_loss(self, logprobs: torch.Tensor, mb: dict) -> tuple[torch.Tensor, dict]:
-        """PPO's clipped surrogate: a token mean for GAE (as PPO always had); for the critic-free
+    def _normalisers(self, micros: list[dict]) -> dict[str, tuple[float, float]]:
+        """Real tokens and answers of a minibatch: "local" (this process) and "global" (all
+        processes: the critic-free losses' normalisers; DDP then averages the gradients)."""
+        tokens = sum(float(m["response_mask"].bool().sum()) for m in micros)
+        seqs = float(sum(len(m["response_mask"]) for m in micros))
+        glob = (tokens, seqs)
+        if self.acc.num_processes > 1:
+            counts = self.acc.reduce(torch.tensor([tokens, seqs], device=self.acc.device), reduction="sum")
+            glob = (float(counts[0]), float(counts[1]))
+        return {"local": (tokens, seqs), "global": glob}
+
+    def _minibatch_step(self, model, opt, micros: list[dict], loss_fn, loss_name: str,
+                        norm_name: str) -> dict[str, torch.Tensor]:
+        """One optimizer step on a minibatch: backward of each micro-batch's share of the
+        loss (gradients accumulate; DDP synchronises on the last), then clip and step. Returns
+        the minibatch's loss, gradient norm and stats (token means over the minibatch)."""
+        opt.zero_grad(set_to_none=True)
+        norms = self._normalisers(micros)
+        local_tokens = max(1.0, norms["local"][0])
+        total, stats = 0.0, {}
+        for i, mb in enumerate(micros):
+            with self._autocast():
+                loss, st = loss_fn(mb, norms)
+            _require_finite(loss, loss_name, self.iteration_done)
+            sync = i == len(micros) - 1
+            with contextlib.nullcontext() if sync else self.acc.no_sync(model):
+                self.acc.backward(loss)
+            total = total + loss.detach()
+            w = float(mb["response_mask"].bool().sum()) / local_tokens
+            for k, v in st.items():
+                stats[k] = stats.get(k, 0.0) + w * v.detach()
+        norm = self.acc.clip_grad_norm_(model.parameters(), self.ppo.max_grad_norm)
+        _require_finite(norm, norm_name, self.iteration_done)   # before the step: weights stay good
+        opt.step()
+        norm = norm.detach() if isinstance(norm, torch.Tensor) else torch.tensor(float(norm))
+        return {loss_name: total, norm_name: norm, **stats}
+
+    def _policy_loss(self, mb: dict, norms: dict) -> tuple[torch.Tensor, dict]:
+        """PPO's clipped surrogate of one micro-batch, as its share of the minibatch's loss: a
+        token mean over the minibatch for GAE (as PPO always had); for the critic-free
         estimators aggregated by ``ppo.loss_agg`` with the minibatch's normalisers over all
         processes, plus the k3 KL term when ``ppo.kl_mode`` is "loss"."""
         p, mask = self.ppo, mb["response_mask"]
-        if p.advantage == "gae" and p.kl_mode == "reward":
-            loss, st = core.policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mask, p.clip_eps)
-            return loss, {"losses/clipfrac": st["clipfrac"], "losses/approx_kl": st["approx_kl"]}
+        T = mask.shape[1]
+        logprobs, entropy = token_logprobs(self.actor, mb["input_ids"], mb["attention_mask"], T, p.temperature)
         per_token, st = core.policy_loss_tokens(logprobs, mb["old_logprobs"], mb["advantages"], mask, p.clip_eps)
-        out = {"losses/clipfrac": st["clipfrac"], "losses/approx_kl": st["approx_kl"]}
+        out = {"losses/clipfrac": st["clipfrac"], "losses/approx_kl": st["approx_kl"],
+               "losses/entropy": core.masked_mean(entropy.detach(), mask)}
         if p.kl_mode == "loss":
             kl = estimators.kl_k3(logprobs, mb["ref_logprobs"])
             per_token = per_token + p.kl_beta * kl
             out["losses/kl"] = core.masked_mean(kl.detach(), mask)
-        counts = torch.tensor([float(mask.bool().sum()), float(mask.shape[0])], device=mask.device)
-        if self.acc.num_processes > 1:        # global normalisers; DDP then averages gradients
-            counts = self.acc.reduce(counts, reduction="sum")
-        agg = p.loss_agg if p.advantage != "gae" else "token_mean"
-        loss = estimators.aggregate(per_token, mask, agg, n_tokens=float(counts[0]),
-                                    n_seqs=float(counts[1]), max_len=p.max_new_tokens)
-        return loss * self.acc.num_processes, out
+        critic_free = p.advantage != "gae"
+        n_tokens, n_seqs = norms["global" if critic_free else "local"]
+        agg = p.loss_agg if critic_free else "token_mean"
+        loss = estimators.aggregate(per_token, mask, agg, n_tokens=n_tokens, n_seqs=n_seqs,
+                                    max_len=p.max_new_tokens)
+        return (loss * self.acc.num_processes if critic_free else loss), out
 
-    def _step(self, model, opt, loss: torch.Tensor, loss_name: str, norm_name: str) -> torch.Tensor:
-        _require_finite(loss, loss_name, self.iteration_done)
-        opt.zero_grad(set_to_none=True)
-        self.acc.backward(loss)
-        norm = self.acc.clip_grad_norm_(model.parameters(), self.ppo.max_grad_norm)
-        _require_finite(norm, norm_name, self.iteration_done)   # before the step: weights stay good
-        opt.step()
-        return norm.detach() if isinstance(norm, torch.Tensor) else torch.tensor(float(norm))
+    def _value_loss(self, mb: dict, norms: dict) -> tuple[torch.Tensor, dict]:
+        """The clipped value loss of one micro-batch, as its share of the minibatch's token mean."""
+        mask = mb["response_mask"]
+        values = self._values(self.critic, mb["input_ids"], mb["attention_mask"], mask.shape[1])
+        per_token, st = core.value_loss_tokens(values.float(), mb["old_values"], mb["returns"], mask,
+                                               self.ppo.value_clip_eps)
+        return per_token.sum() / max(norms["local"][0], 1.0), {"losses/value_clipfrac": st["clipfrac"]}
 
     @staticmethod
     def _values(critic, input_ids, attention_mask, T: int) -> torch.Tensor:

@@ -1,0 +1,140 @@
+"""The update's numeric path: the reference runs the actor's (KL 0 at iteration 0, in float32
+and under bf16 autocast), micro-batches add up to the minibatch's update, gradient
+checkpointing changes memory and not results, and every stop token of a checkpoint ends an
+answer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prmrl import PPOConfig, PPOTrainer, Task
+from prmrl.models.factory import build_tiny_policy, frozen_copy, save_model
+from prmrl.models.forward import token_logprobs
+from prmrl.models.sampler import sample_tokens, stop_token_ids
+from prmrl.rl.trainer import LocalAccelerator
+from prmrl.tasks import arith
+
+SMALL = dict(iterations=1, prompts_per_iteration=4, samples_per_prompt=2, max_new_tokens=16,
+             minibatch_size=8, ppo_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    model, tok = build_tiny_policy(seed=0, hidden=32, layers=2, heads=2, intermediate=64)
+    path = tmp_path_factory.mktemp("policy") / "p"
+    save_model(model, tok, path)
+    return path
+
+
+def task() -> Task:
+    qs = [f"Start with {a}. (a) 2 more." for a in range(8)]
+    return Task(name="arith", train_questions=qs, train_golds=[str(a + 2) for a in range(8)],
+                test_questions=[], test_golds=[], prompt=arith.prompt,
+                grade_batch=lambda rs, gs: [arith.grade(r, g) for r, g in zip(rs, gs)], delimiter="\n")
+
+
+def rollout(trainer: PPOTrainer):
+    torch.manual_seed(0)
+    t = task()
+    b = trainer.generate(t.train_questions[:4], t.train_golds[:4])
+    trainer.score(b)
+    trainer.shape(b)
+    return b
+
+
+@pytest.mark.parametrize("mixed", ["no", "bf16"])
+def test_kl_is_zero_at_iteration_0(policy, mixed):
+    tr = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), precision="bfloat16",
+                    accelerator=LocalAccelerator("cpu", mixed_precision=mixed))
+    b = rollout(tr)
+    m = b.response_mask.bool()
+    assert m.sum() > 10
+    if mixed == "bf16":       # old log-probs recomputed under the same autocast: bit for bit
+        assert torch.equal(b.old_logprobs[m], b.ref_logprobs[m])
+        linear = tr.ref.model.layers[0].mlp.up_proj.weight
+        assert linear.dtype == torch.bfloat16 and tr.ref.model.embed_tokens.weight.dtype == torch.float32
+    else:                     # the sampler's incremental log-probs against a full forward
+        assert (b.old_logprobs[m] - b.ref_logprobs[m]).abs().max() < 1e-5
+    assert b.kl[m].abs().max() < 1e-5
+
+
+def test_a_bf16_reference_without_the_autocast_would_not_be_zero(policy):
+    """What the reference's numeric path fixes: a plain bf16 copy of the float32 actor."""
+    model, _ = build_tiny_policy(seed=0, hidden=32, layers=2, heads=2, intermediate=64)
+    ids = torch.randint(5, 100, (2, 12))
+    am = torch.ones_like(ids)
+    with torch.no_grad():
+        actor = token_logprobs(model, ids, am, 6)[0]
+        naive = token_logprobs(model.to(torch.bfloat16), ids, am, 6)[0]
+        model.float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            a = token_logprobs(model, ids, am, 6)[0]
+            r = token_logprobs(frozen_copy(model, torch.bfloat16), ids, am, 6)[0]
+    assert (actor - naive).abs().max() > 1e-4
+    assert torch.equal(a, r)
+
+
+def updated_weights(policy, **ppo) -> dict[str, torch.Tensor]:
+    tr = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**{**SMALL, **ppo}))
+    b = rollout(tr)
+    tr.advantages(b)
+    torch.manual_seed(1)
+    stats = tr.update(b)
+    return {**{f"actor.{k}": v for k, v in tr.actor.state_dict().items()},
+            **({f"critic.{k}": v for k, v in tr.critic.state_dict().items()} if tr.critic is not None else {})}, stats
+
+
+@pytest.mark.parametrize("advantage", ["gae", "grpo"])
+def test_micro_batches_give_the_minibatch_update(policy, advantage):
+    whole, s1 = updated_weights(policy, advantage=advantage)
+    micro, s2 = updated_weights(policy, advantage=advantage, micro_batch_size=2)
+    base = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL, advantage=advantage)).actor.state_dict()
+    moved = [k for k, v in base.items() if not torch.allclose(v, whole[f"actor.{k}"], atol=1e-7)]
+    assert moved                                      # the update did something
+    for k in whole:
+        assert torch.allclose(whole[k], micro[k], atol=2e-6, rtol=1e-5), k
+    for k in s1:
+        assert s1[k] == pytest.approx(s2[k], rel=1e-4, abs=1e-6), k
+
+
+def test_gradient_checkpointing_gives_the_same_update(policy):
+    tr_plain = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL))
+    tr_gc = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), gradient_checkpointing=True)
+    assert tr_gc.actor.is_activation_checkpointing and not tr_plain.actor.is_activation_checkpointing
+    out = []
+    for tr in (tr_plain, tr_gc):
+        b = rollout(tr)
+        tr.advantages(b)
+        torch.manual_seed(1)
+        tr.update(b)
+        out.append(tr.actor.state_dict())
+    for k in out[0]:
+        assert torch.allclose(out[0][k], out[1][k], atol=1e-6), k
+
+
+def test_every_stop_token_of_the_checkpoint_ends_an_answer():
+    model, tok = build_tiny_policy(seed=0, hidden=32, layers=2, heads=2, intermediate=64)
+    prompts = ["Start with 3. (a) 2 more."]
+    ids, lengths, truncated, _ = sample_tokens(model, tok, prompts, budgets=8, greedy=True)
+    first = int(ids[0, 0])
+    assert first != tok.eos_token_id and lengths[0] > 1
+    model.generation_config.eos_token_id = [tok.eos_token_id, first]    # e.g. <|im_end|>, <|endoftext|>
+    assert stop_token_ids(tok, model) == [tok.eos_token_id, first]
+    ids, lengths, truncated, _ = sample_tokens(model, tok, prompts, budgets=8, greedy=True)
+    assert lengths.tolist() == [1] and truncated == [False]
+
+
+@pytest.mark.needs_shared("tokenizers/qwen2.5-math-instruct/tokenizer.json")
+def test_qwen_stop_set_from_a_generation_config_with_two_ids(shared_path, tmp_path):
+    from transformers import AutoTokenizer, GenerationConfig
+
+    tok = AutoTokenizer.from_pretrained(str(shared_path("tokenizers/qwen2.5-math-instruct")))
+    im_end, eot = tok.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
+    GenerationConfig(eos_token_id=[im_end, eot]).save_pretrained(tmp_path)
+
+    class M:
+        generation_config = GenerationConfig.from_pretrained(tmp_path)
+
+    ids = stop_token_ids(tok, M())
+    assert set(ids) == {im_end, eot} and ids[0] == tok.eos_token_id
