@@ -26,7 +26,7 @@ def test_two_process_ppo_runs_two_iterations(tmp_path):
            "-m", "prmrl.cli", "train", f"model.policy={tmp_path / 'policy'}",
            "ppo.iterations=2", "ppo.prompts_per_iteration=4", "ppo.samples_per_prompt=2",
            "ppo.max_new_tokens=16", "ppo.minibatch_size=4", "ppo.micro_batch_size=2",  # no_sync path
-           "eval.every=0", "run.progress=false",
+           "eval.every=2", "eval.n_problems_during=7", "eval.max_new_tokens=16", "run.progress=false",
            f"run.out_dir={tmp_path / 'run'}", "run.threads=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
@@ -37,6 +37,8 @@ def test_two_process_ppo_runs_two_iterations(tmp_path):
     # both processes generated: the logged batch metrics are means over 2 x 8 responses
     assert all(x["rollout/mean_response_tokens"] > 0 for x in lines)
     assert all(x["charts/num_processes"] == 2 for x in lines)
+    # the evaluation split over both processes (4 + 3 problems) and merged
+    assert "eval/greedy_accuracy" not in lines[0] and lines[1]["eval/n_problems"] == 7
     assert r.stdout.count("policy:") == 1        # only the main process reports
     # the final checkpoint holds each process's own RNG states and data order
     ckpt = tmp_path / "run" / "checkpoints" / "iter-000002"

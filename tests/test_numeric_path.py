@@ -138,3 +138,59 @@ def test_qwen_stop_set_from_a_generation_config_with_two_ids(shared_path, tmp_pa
 
     ids = stop_token_ids(tok, M())
     assert set(ids) == {im_end, eot} and ids[0] == tok.eos_token_id
+
+
+def test_processes_draw_disjoint_prompts_and_every_pass_is_reshuffled():
+    from prmrl.rl.trainer import prompt_indices
+
+    n, per, world = 10, 2, 2
+    stream = [prompt_indices(n, 0, it, per, r, world) for it in range(5) for r in range(world)]
+    first_pass, second_pass = sum(stream[:5], []), sum(stream[5:], [])
+    assert sorted(first_pass) == list(range(n)) and sorted(second_pass) == list(range(n))
+    assert first_pass != second_pass                       # reshuffled
+    it0 = [prompt_indices(n, 0, 0, per, r, world) for r in range(world)]
+    assert not set(it0[0]) & set(it0[1])                    # disjoint across processes
+    # one process: the same order as before processes were dealt prompts in turn
+    assert prompt_indices(n, 3, 1, 4, 0, 1) == [prompt_indices(n, 3, 0, 8, 0, 1)[i] for i in range(4, 8)]
+
+
+def test_grader_workers_share_the_node_between_processes(monkeypatch):
+    import os
+
+    from prmrl.grading import default_num_workers
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert default_num_workers() == cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores * 4))
+    assert default_num_workers() == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert default_num_workers() == max(1, cores // 2)
+
+
+def test_evaluation_shards_merge_to_the_whole():
+    from prmrl.jobs.ppo import merge_shards
+
+    merged = merge_shards([(3, {"greedy_accuracy": 1.0, "n_problems": 3}),
+                           (1, {"greedy_accuracy": 0.0, "n_problems": 1}), (0, {})])
+    assert merged == {"greedy_accuracy": 0.75, "n_problems": 4}
+
+
+def test_offload_moves_the_frozen_models_out_for_the_update_and_back_for_scoring(policy):
+    tr = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), offload_frozen=True)
+    moves = []
+    real_to = tr.ref.to
+
+    def spy(device, *a, **k):
+        moves.append(str(device))
+        return real_to(device, *a, **k)
+
+    tr.ref.to = spy
+    order = []
+    for phase in ("score", "shape", "update"):
+        fn = getattr(tr, phase)
+        setattr(tr, phase, lambda *a, _fn=fn, _p=phase, **k: (order.append((_p, len(moves))), _fn(*a, **k))[1])
+    tr.fit(iterations=1)
+    # to the accelerator before scoring, to the host after the reference pass, before the update
+    assert moves == [str(tr.acc.device), "cpu"]
+    assert order == [("score", 1), ("shape", 1), ("update", 2)]

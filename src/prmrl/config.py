@@ -369,6 +369,9 @@ class RunConfig:
     overwrite: bool = False
     """start afresh in an ``out_dir`` that already holds a run (PPO: its run files are deleted;
     other commands write over theirs)"""
+    offload_frozen: bool = False
+    """PPO: move the frozen models (reference, ORM, PRM) to the host during the update and back
+    for scoring (GPU memory for the update, at the cost of two copies per iteration)"""
     report_to: list[str] = field(default_factory=list)
     """extra metric sinks beside metrics.jsonl: "tensorboard", "wandb", "trackio" (installed
     separately)"""

@@ -454,10 +454,23 @@ class _Pool:
 # ---------------------------------------------------------------------------------------------
 
 
+def default_num_workers() -> int:
+    """The usable cores divided among the processes of this node (``LOCAL_WORLD_SIZE``, set by
+    torchrun / accelerate launch), at least 1: 8 training processes on a 96-core node start 12
+    grader workers each, not 96."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, cores // local)
+
+
 class MathGrader:
     """Grades final answers against gold answers with math-verify, in parallel, under deadlines.
 
-    ``num_workers`` processes (default: the usable cores) each check one answer at a time; a check
+    ``num_workers`` processes (default: the usable cores over the node's training processes,
+    :func:`default_num_workers`) each check one answer at a time; a check
     over ``timeout_s`` seconds is killed and grades None, and a fresh worker (forked from a warm
     zygote process, in milliseconds) takes its place. Results of (answer, gold) pairs are cached
     (LRU, ``cache_size`` pairs; timeouts and crashes are not cached: they may come from load).
@@ -489,9 +502,7 @@ class MathGrader:
         numeric_answers: bool = False,
     ):
         if num_workers is None:
-            num_workers = (
-                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            )
+            num_workers = default_num_workers()
         if num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
         if not timeout_s > 0:

@@ -22,11 +22,36 @@ class EvalCallback(Callback):
         e, total = self.cfg.eval, self.cfg.ppo.iterations
         if not e.every or not ((iteration + 1) % e.every == 0 or iteration + 1 == total):
             return
-        if not trainer.acc.is_main_process or not self.task.test_questions:
+        if not self.task.test_questions:
             return
-        ev = evaluate(self.cfg, trainer.acc.unwrap_model(trainer.actor), trainer.tok, self.task,
-                      n_problems=e.n_problems_during, n_samples=1, greedy=True)
-        metrics.update({f"eval/{k}": v for k, v in ev.items()})
+        acc = trainer.acc
+        n = min(e.n_problems_during, len(self.task.test_questions))
+        shard = list(range(acc.process_index, n, acc.num_processes))   # the problems split over processes
+        ev = evaluate(self.cfg, acc.unwrap_model(trainer.actor), trainer.tok, self.task, n_samples=1,
+                      greedy=True, indices=shard) if shard else {}
+        if acc.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            ev = merge_shards(gather_object([(len(shard), ev)]))
+        if acc.is_main_process:
+            metrics.update({f"eval/{k}": v for k, v in ev.items()})
+
+
+def merge_shards(shards: list[tuple[int, dict]]) -> dict[str, float]:
+    """Evaluations of disjoint shards of problems -> the whole's: means weighted by each shard's
+    problem count, counts (``n_*``) summed."""
+    shards = [(n, ev) for n, ev in shards if n]
+    total = sum(n for n, _ in shards)
+    out: dict[str, float] = {}
+    for k in dict.fromkeys(k for _, ev in shards for k in ev):
+        vals = [(n, ev[k]) for n, ev in shards if isinstance(ev.get(k), (int, float))]
+        if not vals:
+            continue
+        out[k] = (sum(v for _, v in vals) if k.startswith("n_")
+                  else sum(n * v for n, v in vals) / max(1, sum(n for n, _ in vals)))
+    if "n_problems" in out:
+        out["n_problems"] = total
+    return out
 
 
 def build_trainer(cfg: Config, policy_path: str | Path, run_dir: str | Path | None, *,
@@ -43,7 +68,7 @@ def build_trainer(cfg: Config, policy_path: str | Path, run_dir: str | Path | No
         save_every=cfg.run.save_every, precision=cfg.model.dtype, report_to=cfg.run.report_to,
         callbacks=[EvalCallback(cfg, task)], accelerator=accelerator, progress=cfg.run.progress,
         overwrite=cfg.run.overwrite, config=_config_dict(cfg, policy_path),
-        gradient_checkpointing=cfg.model.gradient_checkpointing)
+        gradient_checkpointing=cfg.model.gradient_checkpointing, offload_frozen=cfg.run.offload_frozen)
 
 
 def run_ppo(cfg: Config, policy_path: str | Path, run_dir: str | Path, *, task: Task | None = None,

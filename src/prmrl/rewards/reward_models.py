@@ -105,10 +105,12 @@ class PRMScorer:
         if len(questions) != len(steps):
             raise ValueError(f"{len(questions)} questions but {len(steps)} step lists")
         results: list[list[float | None]] = [[] for _ in questions]
-        todo = [i for i, s in enumerate(steps) if s]  # answers with no step score []
+        encoded = {i: self.fmt.encode(questions[i], list(s)) for i, s in enumerate(steps) if s}
+        # answers with no step score []; the others in batches of similar length (little padding)
+        todo = sorted(encoded, key=lambda i: len(encoded[i].input_ids))
         for start in range(0, len(todo), batch_size):
             idx = todo[start:start + batch_size]
-            enc = [self.fmt.encode(questions[i], list(steps[i])) for i in idx]
+            enc = [encoded[i] for i in idx]
             seqs = [e.input_ids[:self.max_length] if self.max_length else e.input_ids for e in enc]
             ids, mask, offs = pad_batch(seqs, _pad_id(self.tokenizer), self.tokenizer.padding_side)
             resp = _response_mask_for(self.model, ids, offs, seqs, getattr(self.fmt, "prompt_length", None),
@@ -160,7 +162,8 @@ class ORMScorer:
 
 
 def load_prm(path: str | os.PathLike, fmt: str = "native", dtype: torch.dtype | None = None,
-             max_length: int | None = None, trust_remote_code: bool = False, **fmt_kwargs) -> PRMScorer:
+             max_length: int | None = None, trust_remote_code: bool = False,
+             device: str | torch.device | None = None, **fmt_kwargs) -> PRMScorer:
     """A PRMScorer from a checkpoint folder (or hub name) holding model and tokenizer.
 
     native: prmrl's scalar token head; math_shepherd: a causal LM; qwen_prm: a 2-label token
@@ -185,9 +188,14 @@ def load_prm(path: str | os.PathLike, fmt: str = "native", dtype: torch.dtype | 
         else:
             raise ValueError(f"'{path}' has architectures {archs}: pass trust_remote_code=True to "
                              f"load its own PRM head")
+    if device is not None:
+        model = model.to(device)
     return PRMScorer(model, tokenizer, make_format(fmt, tokenizer, **fmt_kwargs), max_length=max_length)
 
 
 def load_orm(path: str | os.PathLike, prompt_template: str = QUESTION_TEMPLATE, dtype: torch.dtype | None = None,
-             max_length: int | None = None) -> ORMScorer:
-    return ORMScorer(load_scalar_model(path, dtype=dtype), load_tokenizer(path), prompt_template, max_length)
+             max_length: int | None = None, device: str | torch.device | None = None) -> ORMScorer:
+    model = load_scalar_model(path, dtype=dtype)
+    if device is not None:
+        model = model.to(device)
+    return ORMScorer(model, load_tokenizer(path), prompt_template, max_length)

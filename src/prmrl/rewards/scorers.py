@@ -44,10 +44,10 @@ class PRMReward:
 
     def __init__(self, path: str, fmt: str = "native", prompt_template: str | None = None,
                  delimiter: str = "\n", batch_size: int = 64, dtype=None,
-                 trust_remote_code: bool = False):
+                 trust_remote_code: bool = False, device=None):
         from prmrl.rewards.reward_models import load_prm
 
-        kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+        kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code, "device": device}
         if fmt == "native":
             kwargs["delimiter"] = delimiter
             if prompt_template is not None:
@@ -65,10 +65,10 @@ class ORMReward:
     """A trained ORM from a path. Reads the ``question`` column (else the prompts)."""
 
     def __init__(self, path: str, prompt_template: str = QUESTION_TEMPLATE, batch_size: int = 64,
-                 dtype=None):
+                 dtype=None, device=None):
         from prmrl.rewards.reward_models import load_orm
 
-        self.scorer = load_orm(path, prompt_template=prompt_template, dtype=dtype)
+        self.scorer = load_orm(path, prompt_template=prompt_template, dtype=dtype, device=device)
         self.batch_size = batch_size
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str], *,

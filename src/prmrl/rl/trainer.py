@@ -140,7 +140,7 @@ class PPOTrainer:
                  save_every: int = 5, precision: str = "float32", report_to: Sequence[str] = (),
                  callbacks: Sequence[Callback | Callable] = (), accelerator=None,
                  progress: bool = False, overwrite: bool = False, config: dict | None = None,
-                 gradient_checkpointing: bool = False):
+                 gradient_checkpointing: bool = False, offload_frozen: bool = False):
         from prmrl.models.factory import (critic_from_policy, frozen_copy, load_policy,
                                           load_scalar_model, load_tokenizer)
 
@@ -184,7 +184,7 @@ class PPOTrainer:
             for m in (actor, critic):
                 if m is not None:   # transformers 5's name (gradient_checkpointing_enable is deprecated)
                     m.activation_checkpointing_enable({"use_reentrant": False})
-        self.gradient_checkpointing = gradient_checkpointing
+        self.gradient_checkpointing, self.offload_frozen = gradient_checkpointing, offload_frozen
         p = self.ppo
         actor_opt = torch.optim.AdamW(actor.parameters(), lr=p.actor_lr, eps=1e-5)
         if critic is not None:
@@ -199,7 +199,7 @@ class PPOTrainer:
         self.ref.to(self.acc.device)
         self.unscorable = {"success": 0, "orm": 0, "prm_steps": 0}
         self.iteration_done = 0           # iterations completed (the next one's index)
-        self._order: list[int] = []
+        self._epochs: dict[int, list[int]] = {}    # the data order of each pass (a cache)
         self._stop_signal: int | None = None
         self._delimiter_checked = False
 
@@ -218,13 +218,13 @@ class PPOTrainer:
                              f"one: a local PRM or a PRM server")
         prm = prm if prm is not None else r.prm
         if isinstance(orm, (str, os.PathLike)):
-            orm = ORMReward(str(orm), dtype=dtype)
+            orm = ORMReward(str(orm), dtype=dtype, device=self.acc.device)
         # the text a PRM reads: the run's step delimiter, and the embedded task's question template
         delim = self.splitter if isinstance(self.splitter, str) else self.task.delimiter
         template = QUESTION_TEMPLATE if self.task.name == "arith" else None
         if isinstance(prm, (str, os.PathLike)):
             prm = PRMReward(str(prm), fmt=r.prm_format, prompt_template=template, delimiter=delim,
-                            dtype=dtype, trust_remote_code=r.trust_remote_code)
+                            dtype=dtype, trust_remote_code=r.trust_remote_code, device=self.acc.device)
         elif prm is None and r.prm_url is not None:
             from prmrl.rewards.http_prm import HTTPPRMReward
 
@@ -245,6 +245,22 @@ class PPOTrainer:
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.acc.device.type, dtype=dtype)
+
+    def frozen_models(self) -> list:
+        """The frozen models this trainer holds: the reference, and the ORM / PRM it loaded."""
+        out = [self.ref]
+        for name in ("orm", "prm"):
+            model = getattr(getattr(self.scorers.get(name), "scorer", None), "model", None)
+            if model is not None:
+                out.append(model)
+        return out
+
+    def _place_frozen(self, device) -> None:
+        """With ``offload_frozen``: the frozen models to ``device`` (the accelerator for scoring
+        and the reference pass, the host during the update)."""
+        if self.offload_frozen:
+            for m in self.frozen_models():
+                m.to(device)
 
     def _micro(self) -> int:
         return self.ppo.micro_batch_size or self.ppo.minibatch_size
@@ -471,9 +487,11 @@ class PPOTrainer:
         t0 = time.time()
         b = self.generate(questions, golds)
         t_gen = time.time() - t0
+        self._place_frozen(self.acc.device)
         self.score(b)
         t_score = time.time() - t0 - t_gen
         self.shape(b)
+        self._place_frozen("cpu")            # (with offload_frozen) out of the update's memory
         _require_finite(b.token_rewards, "rollout/token_rewards", it)
         self.advantages(b)
         upd = self.update(b, train_actor=it >= self.ppo.critic_warmup_iterations)
@@ -523,8 +541,6 @@ class PPOTrainer:
         cbs = self.callbacks + as_callbacks(callbacks)
         history: list[dict] = []
         with _RunFiles(self, resume) as files, _StopOnSignal(self), _Progress(self, total) as bar:
-            if not self._order:
-                self._order = _data_order(len(self.task.train_questions), self.seed, self.acc.process_index)
             for cb in cbs:
                 cb.on_fit_start(self)
             while self.iteration_done < total:
@@ -532,7 +548,8 @@ class PPOTrainer:
                 b, metrics = self.iteration(*self._problems(it), it)     # generate .. update
                 self._check_delimiter(b)
                 metrics.update({"iteration": it, "charts/num_processes": self.acc.num_processes,
-                                **{f"unscorable/{k}": v for k, v in self.unscorable.items()}})
+                                **{f"unscorable/{k}": v for k, v in _sum_over_processes(
+                                    self.acc, self.unscorable).items()}})
                 for cb in cbs:
                     cb.on_iteration_end(self, it, metrics)
                 self.iteration_done = it + 1
@@ -554,8 +571,8 @@ class PPOTrainer:
         return {"last": last, "history": history, "policy": policy}
 
     def _problems(self, it: int) -> tuple[list[str], list[str]]:
-        n, order = self.ppo.prompts_per_iteration, self._order
-        idx = [order[(it * n + j) % len(order)] for j in range(n)]
+        idx = prompt_indices(len(self.task.train_questions), self.seed, it, self.ppo.prompts_per_iteration,
+                             self.acc.process_index, self.acc.num_processes, self._epochs)
         return [self.task.train_questions[i] for i in idx], [self.task.train_golds[i] for i in idx]
 
     def _check_delimiter(self, b: RolloutBatch) -> None:
@@ -583,7 +600,7 @@ class PPOTrainer:
                 "critic_opt": self.critic_opt.state_dict() if critic else None,
                 "actor_sched": self.actor_sched.state_dict(),
                 "critic_sched": self.critic_sched.state_dict() if critic else None, "rng": rng_state(),
-                "data_order": list(self._order), "unscorable": dict(self.unscorable),
+                "data_order": {"seed": self.seed, "processes": self.acc.num_processes}, "unscorable": dict(self.unscorable),
                 "delimiter_checked": self._delimiter_checked, "seed": self.seed,
                 "process_index": self.acc.process_index}
 
@@ -603,7 +620,6 @@ class PPOTrainer:
             self.critic_sched.load_state_dict(st["critic_sched"])
         self.actor_opt.load_state_dict(st["actor_opt"])
         self.actor_sched.load_state_dict(st["actor_sched"])
-        self._order = list(st["data_order"])
         self.unscorable = dict(st["unscorable"])
         self._delimiter_checked = bool(st["delimiter_checked"])
         self.iteration_done = int(st["iteration"])
@@ -662,12 +678,27 @@ def set_seed_all(seed: int) -> None:
         pass
 
 
-def _data_order(n: int, seed: int, process_index: int) -> list[int]:
+def prompt_indices(n: int, seed: int, it: int, per_iteration: int, rank: int, world: int,
+                   cache: dict[int, list[int]] | None = None) -> list[int]:
+    """The training problems of process ``rank`` (of ``world``) at iteration ``it``: one stream
+    of all processes' prompts, each pass over the data in its own seeded order, dealt out in
+    turn (prompt k of the stream goes to process k mod world). So the processes draw disjoint
+    prompts within a pass, every pass is reshuffled, and the order is a function of the
+    iteration alone (a resumed run draws what the uninterrupted one would)."""
     if n == 0:
         raise ValueError("task: no training problems")
-    order = list(range(n))
-    random.Random(seed * 1000 + process_index).shuffle(order)
-    return order
+    cache = {} if cache is None else cache
+    out = []
+    for j in range(per_iteration):
+        k = (it * per_iteration + j) * world + rank
+        epoch, pos = divmod(k, n)
+        if epoch not in cache:
+            order = list(range(n))
+            random.Random(seed * 1000 + epoch).shuffle(order)
+            cache.clear()                     # one pass at a time is all an iteration needs
+            cache[epoch] = order
+        out.append(cache[epoch][pos])
+    return out
 
 
 def _schedule(opt, p: PPOConfig):
@@ -836,6 +867,16 @@ def _require_finite(x, name: str, it: int) -> None:
         bad = "nan" if bool(torch.isnan(t).any()) else "inf"
         raise NonFiniteError(f"iteration {it}: {name} is {bad}; stopped before the optimizer step "
                              f"(the last checkpoint is intact)")
+
+
+def _sum_over_processes(acc, counts: dict[str, int]) -> dict[str, int]:
+    """Counts summed over the processes (each process counts what it scored)."""
+    if acc.num_processes == 1:
+        return dict(counts)
+    from accelerate.utils import gather_object
+
+    per_process = gather_object([counts])
+    return {k: sum(int(c.get(k, 0)) for c in per_process) for k in counts}
 
 
 def _reduce(acc, metrics: dict[str, float]) -> dict[str, float]:
