@@ -369,6 +369,10 @@ class RunConfig:
     overwrite: bool = False
     """start afresh in an ``out_dir`` that already holds a run (PPO: its run files are deleted;
     other commands write over theirs)"""
+    parallel: str = "ddp"
+    """with several processes (`accelerate launch`): "ddp" (every process holds the whole models,
+    gradients averaged) or "fsdp2" (actor, critic and reference sharded over the processes with
+    torch's fully_shard; the sampler gets the full weights once per iteration)"""
     offload_frozen: bool = False
     """PPO: move the frozen models (reference, ORM, PRM) to the host during the update and back
     for scoring (GPU memory for the update, at the cost of two copies per iteration)"""
@@ -504,6 +508,9 @@ PRM_PROTOCOLS = ("prmrl", "vllm")
 # the formats a vLLM pooling server scores (a STEP pooler on a step token)
 VLLM_PRM_FORMATS = ("qwen_prm", "math_shepherd")
 
+# ``run.parallel``: how trained models are spread over processes (``prmrl.rl.sharding``)
+PARALLEL = ("ddp", "fsdp2")
+
 # metric sinks besides metrics.jsonl (``prmrl.rl.callbacks.make_sinks`` implements them)
 REPORT_SINKS = ("tensorboard", "wandb", "trackio")
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -523,6 +530,7 @@ CHOICES: dict[str, Collection[str]] = {
     "ppo.loss_agg": AGGREGATIONS,
     "ablation.arms": ALL_ARMS,
     "run.report_to": REPORT_SINKS,
+    "run.parallel": PARALLEL,
 }
 
 

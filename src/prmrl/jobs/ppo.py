@@ -27,7 +27,8 @@ class EvalCallback(Callback):
         acc = trainer.acc
         n = min(e.n_problems_during, len(self.task.test_questions))
         shard = list(range(acc.process_index, n, acc.num_processes))   # the problems split over processes
-        ev = evaluate(self.cfg, acc.unwrap_model(trainer.actor), trainer.tok, self.task, n_samples=1,
+        policy = trainer.generation_model()        # (every process: under FSDP2 it gathers)
+        ev = evaluate(self.cfg, policy, trainer.tok, self.task, n_samples=1,
                       greedy=True, indices=shard) if shard else {}
         if acc.num_processes > 1:
             from accelerate.utils import gather_object
@@ -68,7 +69,8 @@ def build_trainer(cfg: Config, policy_path: str | Path, run_dir: str | Path | No
         save_every=cfg.run.save_every, precision=cfg.model.dtype, report_to=cfg.run.report_to,
         callbacks=[EvalCallback(cfg, task)], accelerator=accelerator, progress=cfg.run.progress,
         overwrite=cfg.run.overwrite, config=_config_dict(cfg, policy_path),
-        gradient_checkpointing=cfg.model.gradient_checkpointing, offload_frozen=cfg.run.offload_frozen)
+        gradient_checkpointing=cfg.model.gradient_checkpointing, offload_frozen=cfg.run.offload_frozen,
+        parallel=cfg.run.parallel)
 
 
 def run_ppo(cfg: Config, policy_path: str | Path, run_dir: str | Path, *, task: Task | None = None,

@@ -18,6 +18,7 @@ the checkpoint was taken (docs/method.md, "PPO"; README, "Python API").
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import random
@@ -32,13 +33,15 @@ import torch
 
 from prmrl.config import PPOConfig, RewardConfig
 from prmrl.diagnostics import hacking_metrics
+from prmrl.models.factory import frozen_copy
 from prmrl.models.forward import token_logprobs, token_scalars
 from prmrl.models.sampler import generate
 from prmrl.prompts import QUESTION_TEMPLATE
 from prmrl.rewards import assemble
 from prmrl.rewards.scorers import ORMReward, PRMReward, SuccessReward
-from prmrl.rl import core, estimators
+from prmrl.rl import core, estimators, sharding
 from prmrl.rl.batch import RolloutBatch
+from prmrl.rl.sharding import PARALLEL
 from prmrl.rl.callbacks import Callback, as_callbacks, check_sinks, make_sinks
 from prmrl.rl.checkpoint import (CHECKPOINT_DIR, TrainingInterrupted, latest_checkpoint, load_checkpoint,
                                  rng_state, save_checkpoint, set_rng_state)
@@ -140,9 +143,9 @@ class PPOTrainer:
                  save_every: int = 5, precision: str = "float32", report_to: Sequence[str] = (),
                  callbacks: Sequence[Callback | Callable] = (), accelerator=None,
                  progress: bool = False, overwrite: bool = False, config: dict | None = None,
-                 gradient_checkpointing: bool = False, offload_frozen: bool = False):
-        from prmrl.models.factory import (critic_from_policy, frozen_copy, load_policy,
-                                          load_scalar_model, load_tokenizer)
+                 gradient_checkpointing: bool = False, offload_frozen: bool = False,
+                 parallel: str = "ddp"):
+        from prmrl.models.factory import critic_from_policy, load_policy, load_scalar_model, load_tokenizer
 
         self.ppo, self.reward = ppo or PPOConfig(), reward or RewardConfig()
         _check_sections(self.ppo, self.reward)
@@ -179,24 +182,20 @@ class PPOTrainer:
         set_seed_all(seed + self.acc.process_index)
         # The frozen reference runs the actor's numeric path (the same autocast; 16-bit where
         # autocast computes in 16 bits), so the KL is 0 while their weights are equal.
-        self.ref = frozen_copy(actor, self._compute_dtype())
         if gradient_checkpointing:    # recompute each layer in backward; off in generation (eval)
             for m in (actor, critic):
                 if m is not None:   # transformers 5's name (gradient_checkpointing_enable is deprecated)
                     m.activation_checkpointing_enable({"use_reentrant": False})
         self.gradient_checkpointing, self.offload_frozen = gradient_checkpointing, offload_frozen
-        p = self.ppo
-        actor_opt = torch.optim.AdamW(actor.parameters(), lr=p.actor_lr, eps=1e-5)
-        if critic is not None:
-            critic_opt = torch.optim.AdamW(critic.parameters(), lr=p.critic_lr, eps=1e-5)
-            self.actor, self.critic, self.actor_opt, self.critic_opt = self.acc.prepare(
-                actor, critic, actor_opt, critic_opt)
-            self.critic_sched = _schedule(self.critic_opt, p)
-        else:                       # critic-free: no critic, no value pass, no value update
-            self.actor, self.actor_opt = self.acc.prepare(actor, actor_opt)
-            self.critic = self.critic_opt = self.critic_sched = None
-        self.actor_sched = _schedule(self.actor_opt, p)
-        self.ref.to(self.acc.device)
+        if parallel not in PARALLEL:
+            raise ValueError(f"parallel: {parallel!r}; one of {list(PARALLEL)}")
+        self.parallel = parallel
+        if parallel == "fsdp2":
+            self._init_fsdp2(actor, critic)
+        else:
+            self._init_ddp(actor, critic)
+        self.actor_sched = _schedule(self.actor_opt, self.ppo)
+        self.critic_sched = _schedule(self.critic_opt, self.ppo) if self.critic is not None else None
         self.unscorable = {"success": 0, "orm": 0, "prm_steps": 0}
         self.iteration_done = 0           # iterations completed (the next one's index)
         self._epochs: dict[int, list[int]] = {}    # the data order of each pass (a cache)
@@ -204,6 +203,53 @@ class PPOTrainer:
         self._delimiter_checked = False
 
     # ---- pieces --------------------------------------------------------------------------------
+
+    def _optimizers(self, actor, critic):
+        p = self.ppo
+        return (torch.optim.AdamW(actor.parameters(), lr=p.actor_lr, eps=1e-5),
+                torch.optim.AdamW(critic.parameters(), lr=p.critic_lr, eps=1e-5) if critic is not None else None)
+
+    def _init_ddp(self, actor, critic) -> None:
+        """One process, or DDP through accelerate: every process holds the whole models. The
+        frozen reference runs the actor's numeric path (the same autocast; 16-bit where autocast
+        computes in 16 bits), so the KL is 0 while their weights are equal."""
+        self.ref = frozen_copy(actor, self._compute_dtype()).to(self.acc.device)
+        actor_opt, critic_opt = self._optimizers(actor, critic)
+        if critic is not None:
+            self.actor, self.critic, self.actor_opt, self.critic_opt = self.acc.prepare(
+                actor, critic, actor_opt, critic_opt)
+        else:                       # critic-free: no critic, no value pass, no value update
+            self.actor, self.actor_opt = self.acc.prepare(actor, actor_opt)
+            self.critic = self.critic_opt = None
+        self._sampler = None
+
+    def _init_fsdp2(self, actor, critic) -> None:
+        """FSDP2 (``prmrl.rl.sharding``): actor, critic and reference sharded over the processes;
+        a plain copy of the actor in the compute dtype samples (its weights gathered once per
+        iteration). The reference is an exact copy sharded with the actor's precision policy: the
+        same numeric path."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            raise ValueError("run.parallel=fsdp2: needs processes started by `accelerate launch` or "
+                             "torchrun (no process group)")
+        dtype, dev = self._compute_dtype(), self.acc.device
+        self._sampler = copy.deepcopy(actor).to(dev, dtype or torch.float32).eval().requires_grad_(False)
+        self.ref = sharding.shard(frozen_copy(actor).to(dev), dtype)
+        self.actor = sharding.shard(actor.to(dev), dtype)
+        self.critic = sharding.shard(critic.to(dev), dtype) if critic is not None else None
+        self.actor_opt, self.critic_opt = self._optimizers(self.actor, self.critic)
+        self._sampler_fresh = False
+
+    def generation_model(self):
+        """The model that samples: the actor itself, or under FSDP2 the plain copy with the
+        actor's current weights (gathered here when the actor changed; every process calls it)."""
+        if self._sampler is None:
+            return self.acc.unwrap_model(self.actor)
+        if not self._sampler_fresh:
+            sharding.gather_into(self._sampler, self.actor)
+            self._sampler_fresh = True
+        return self._sampler
 
     def _scorers(self, success, orm, prm) -> dict[str, Callable | None]:
         r, dtype = self.reward, _dtype(self.precision)
@@ -270,7 +316,7 @@ class PPOTrainer:
     def generate(self, questions: list[str], golds: list[str]) -> RolloutBatch:
         p = self.ppo
         n = p.samples_per_prompt
-        policy = self.acc.unwrap_model(self.actor).eval()
+        policy = self.generation_model().eval()
         prompts = [self.task.prompt(q) for q in questions]
         with self._autocast():
             gen = generate(policy, self.tok, prompts, n=n, max_new_tokens=p.max_new_tokens,
@@ -432,17 +478,28 @@ class PPOTrainer:
                 loss, st = loss_fn(mb, norms)
             _require_finite(loss, loss_name, self.iteration_done)
             sync = i == len(micros) - 1
-            with contextlib.nullcontext() if sync else self.acc.no_sync(model):
+            with self._gradient_sync(model, sync):
                 self.acc.backward(loss)
             total = total + loss.detach()
             w = float(mb["response_mask"].bool().sum()) / local_tokens
             for k, v in st.items():
                 stats[k] = stats.get(k, 0.0) + w * v.detach()
-        norm = self.acc.clip_grad_norm_(model.parameters(), self.ppo.max_grad_norm)
+        if self._sampler is not None:
+            norm = sharding.clip_grad_norm(model, self.ppo.max_grad_norm)
+        else:
+            norm = self.acc.clip_grad_norm_(model.parameters(), self.ppo.max_grad_norm)
         _require_finite(norm, norm_name, self.iteration_done)   # before the step: weights stay good
         opt.step()
+        self._sampler_fresh = False
         norm = norm.detach() if isinstance(norm, torch.Tensor) else torch.tensor(float(norm))
         return {loss_name: total, norm_name: norm, **stats}
+
+    def _gradient_sync(self, model, sync: bool):
+        """Gradients synchronised over processes only on a minibatch's last micro-batch."""
+        if self._sampler is not None:           # FSDP2
+            model.set_requires_gradient_sync(sync)
+            return contextlib.nullcontext()
+        return contextlib.nullcontext() if sync else self.acc.no_sync(model)
 
     def _policy_loss(self, mb: dict, norms: dict) -> tuple[torch.Tensor, dict]:
         """PPO's clipped surrogate of one micro-batch, as its share of the minibatch's loss: a
@@ -592,12 +649,12 @@ class PPOTrainer:
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue exactly (see ``prmrl.rl.checkpoint``)."""
-        uw = self.acc.unwrap_model
         critic = self.critic is not None
-        return {"iteration": self.iteration_done, "actor": uw(self.actor).state_dict(),
-                "critic": uw(self.critic).state_dict() if critic else None,
-                "actor_opt": self.actor_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict() if critic else None,
+        model_state, opt_state = self._model_state, self._optimizer_state
+        return {"iteration": self.iteration_done, "actor": model_state(self.actor),
+                "critic": model_state(self.critic) if critic else None,
+                "actor_opt": opt_state(self.actor, self.actor_opt),
+                "critic_opt": opt_state(self.critic, self.critic_opt) if critic else None,
                 "actor_sched": self.actor_sched.state_dict(),
                 "critic_sched": self.critic_sched.state_dict() if critic else None, "rng": rng_state(),
                 "data_order": {"seed": self.seed, "processes": self.acc.num_processes}, "unscorable": dict(self.unscorable),
@@ -608,22 +665,44 @@ class PPOTrainer:
         st = load_checkpoint(path, self.acc.process_index)
         if st["seed"] != self.seed:
             raise ValueError(f"{path}: checkpoint of seed {st['seed']}, trainer has seed {self.seed}")
-        uw = self.acc.unwrap_model
-        uw(self.actor).load_state_dict(st["actor"])
+        self._load_model_state(self.actor, st["actor"])
         if (st["critic"] is None) != (self.critic is None):
             raise ValueError(f"{path}: checkpoint {'without' if st['critic'] is None else 'with'} a critic; "
                              f"this trainer (ppo.advantage={self.ppo.advantage!r}) "
                              f"{'has' if self.critic is not None else 'has none'}")
         if self.critic is not None:
-            uw(self.critic).load_state_dict(st["critic"])
-            self.critic_opt.load_state_dict(st["critic_opt"])
+            self._load_model_state(self.critic, st["critic"])
+            self._load_optimizer_state(self.critic, self.critic_opt, st["critic_opt"])
             self.critic_sched.load_state_dict(st["critic_sched"])
-        self.actor_opt.load_state_dict(st["actor_opt"])
+        self._load_optimizer_state(self.actor, self.actor_opt, st["actor_opt"])
+        self._sampler_fresh = False
         self.actor_sched.load_state_dict(st["actor_sched"])
         self.unscorable = dict(st["unscorable"])
         self._delimiter_checked = bool(st["delimiter_checked"])
         self.iteration_done = int(st["iteration"])
         set_rng_state(st["rng"])
+
+    def _model_state(self, model) -> dict:
+        if self._sampler is not None:          # FSDP2: gathered whole (on the main process)
+            return sharding.full_model_state(model)
+        return self.acc.unwrap_model(model).state_dict()
+
+    def _optimizer_state(self, model, opt) -> dict:
+        if self._sampler is not None:
+            return sharding.full_optimizer_state(model, opt)
+        return opt.state_dict()
+
+    def _load_model_state(self, model, state: dict) -> None:
+        if self._sampler is not None:
+            sharding.load_full_model_state(model, state)
+        else:
+            self.acc.unwrap_model(model).load_state_dict(state)
+
+    def _load_optimizer_state(self, model, opt, state: dict) -> None:
+        if self._sampler is not None:
+            sharding.load_full_optimizer_state(model, opt, state)
+        else:
+            opt.load_state_dict(state)
 
     def save_checkpoint(self) -> Path:
         path = save_checkpoint(self.output_dir, self.state_dict(), self.acc)
@@ -650,7 +729,13 @@ class PPOTrainer:
         from prmrl.models.factory import save_model
 
         self.acc.wait_for_everyone()
-        if self.acc.is_main_process:
+        if self._sampler is not None:          # FSDP2: the whole weights, into one HF folder
+            state = sharding.full_model_state(self.actor)
+            if self.acc.is_main_process:
+                plain = copy.deepcopy(self._sampler).to("cpu", torch.float32)
+                plain.load_state_dict(state)
+                save_model(plain, self.tok, path)
+        elif self.acc.is_main_process:
             save_model(self.acc.unwrap_model(self.actor), self.tok, path)
         self.acc.wait_for_everyone()
         return str(path)
