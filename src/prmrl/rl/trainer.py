@@ -438,6 +438,8 @@ class PPOTrainer:
             order = torch.randperm(len(b)).to(self.acc.device)   # the global RNG, checkpointed
             for start in range(0, len(b), p.minibatch_size):
                 rows = order[start: start + p.minibatch_size]
+                if len(rows) > self._micro():   # micro-batches of similar lengths: less padding
+                    rows = rows[torch.argsort(b.response_mask[rows].sum(1), stable=True)]
                 micros = [b.minibatch(rows[i: i + self._micro()]) for i in range(0, len(rows), self._micro())]
                 if train_actor:
                     _add(stats, self._minibatch_step(self.actor, self.actor_opt, micros, self._policy_loss,
