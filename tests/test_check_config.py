@@ -24,7 +24,7 @@ CONFIGS = SHARED / "tokenizers" / "configs"        # config.json only: no weight
 DATA = SHARED / "data"
 GSM8K = (DATA / "gsm8k" / "train.jsonl", DATA / "gsm8k" / "test.jsonl")
 MATH = (DATA / "math" / "train.jsonl", DATA / "math500" / "test.jsonl")   # math500's files
-SHIPPED = sorted((REPO / "configs").rglob("*.yaml"))
+SHIPPED = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name != "verl")  # verl's own
 
 
 def need(*paths: Path) -> None:

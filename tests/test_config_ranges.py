@@ -167,7 +167,7 @@ def test_arith_generator_runs_at_the_smallest_allowed_values():
 
 
 def test_shipped_configs_load():
-    paths = sorted((REPO / "configs").rglob("*.yaml"))
+    paths = sorted(p for p in (REPO / "configs").rglob("*.yaml") if p.parent.name != "verl")  # verl's own
     assert paths
     for path in paths:
         load_config(path)

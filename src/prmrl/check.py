@@ -18,12 +18,16 @@ What is checked, in order:
   LM; qwen_prm: a 2-label token head or the model's own remote-code head); the PRM format is
   built on the PRM's tokenizer and encodes a two-step answer, which finds tag tokens that do not
   tokenise as expected.
+- memory: a per-GPU estimate (``prmrl.memory``) from the models' config.json (local folder, Hugging
+  Face cache, or ../shared/tokenizers/configs for a hub name), the parallel layout and the batch
+  settings; printed as a table, and a warning when its peak is above ``run.gpu_memory_gb``.
 
 Paths are read relative to the working directory, as ``prmrl train`` reads them.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +55,7 @@ class CheckReport:
     source: str
     findings: list[Finding] = field(default_factory=list)
     config: Config | None = None          # None when the fields did not load
+    memory: object | None = None          # a prmrl.memory.Plan, when the models' shapes were found
 
     def add(self, level: Level, message: str) -> None:
         self.findings.append(Finding(level, message))
@@ -84,6 +89,7 @@ def check_config(path: str | None, overrides: list[str] = ()) -> CheckReport:
     report.add("ok", f"fields: {report.source} loads (task {cfg.task.name}, shaping {cfg.reward.shaping})")
     _check_data(cfg, report)
     _check_models(cfg, report)
+    _check_memory(cfg, report)
     return report
 
 
@@ -102,6 +108,9 @@ def main_check(argv: list[str] | None = None) -> int:
     report = check_config(args.config, args.overrides)
     for line in report.lines():
         print(line)
+    if report.memory is not None:
+        for line in report.memory.lines(gpu_memory_gb(report.config)):
+            print(line)
     print(f"{args.config}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     return 0 if report.ok else 1
 
@@ -341,6 +350,183 @@ def _inspect(key: str, name: str, report: CheckReport, need_tokenizer: bool = Tr
     tok = f", tokenizer of {len(m.tokenizer)} tokens" if m.tokenizer is not None else ""
     report.add("ok", f"{key}: {where}: {', '.join(m.architectures) or '?'}{tok}")
     return m
+
+
+# ---- memory -----------------------------------------------------------------------------------
+
+# Keys the planner reads that an older config.py may not have yet, and their defaults.
+MEMORY_DEFAULTS = {"run.parallel": "ddp", "run.gpu_memory_gb": 80.0, "run.offload_frozen": False,
+                   "run.num_processes": None, "model.gradient_checkpointing": False,
+                   "ppo.micro_batch_size": None}
+# Prompt tokens planned for when the policy's tokenizer is not at hand to measure the task's
+# longest prompt (a batch is padded to its longest prompt). MATH train in Qwen2.5-Math's chat
+# template: median 77, 99th percentile 497, longest 1,682 (70 of 7,498 prompts over 512).
+PROMPT_TOKENS = 512
+
+
+def _setting(cfg: Config, dotted: str):
+    section, key = dotted.split(".")
+    return getattr(getattr(cfg, section), key, MEMORY_DEFAULTS[dotted])
+
+
+def gpu_memory_gb(cfg: Config | None) -> float:
+    return float(_setting(cfg, "run.gpu_memory_gb")) if cfg is not None else MEMORY_DEFAULTS["run.gpu_memory_gb"]
+
+
+def shared_config_roots() -> list[Path]:
+    """Where full-size config.json files of hub models are looked up last (the development
+    machine's ../shared/tokenizers/configs/<model name>/config.json)."""
+    repo = Path(__file__).resolve().parents[2]
+    return [Path.cwd() / ".." / "shared" / "tokenizers" / "configs",
+            repo / ".." / "shared" / "tokenizers" / "configs"]
+
+
+def find_config_json(name: str) -> Path:
+    """A model's config.json: in its local folder, the local Hugging Face cache, or for a hub
+    name ../shared/tokenizers/configs/<name after the slash>; LookupError says why not."""
+    folder = Path(name)
+    if (folder / "config.json").is_file():
+        return folder / "config.json"
+    if folder.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise LookupError(f"no config.json in '{name}'")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+        if isinstance(cached, str):
+            return Path(cached)
+    except (ImportError, ValueError):
+        pass
+    for root in shared_config_roots():
+        p = root / name.split("/")[-1] / "config.json"
+        if p.is_file():
+            return p
+    raise LookupError(f"{name} is a hub name whose config.json is neither in the local Hugging Face "
+                      f"cache nor under ../shared/tokenizers/configs")
+
+
+def world_size_of(cfg: Config, world_size: int | None = None) -> tuple[int, str]:
+    """(processes, where the number came from): the argument, ``run.num_processes`` when the
+    config has it, $WORLD_SIZE, else 8 for FSDP2 (one node) and 1 for DDP."""
+    if world_size:
+        return int(world_size), "given"
+    if _setting(cfg, "run.num_processes"):
+        return int(_setting(cfg, "run.num_processes")), "run.num_processes"
+    if os.environ.get("WORLD_SIZE"):
+        return int(os.environ["WORLD_SIZE"]), "$WORLD_SIZE"
+    return (8, "assumed") if _setting(cfg, "run.parallel") == "fsdp2" else (1, "assumed")
+
+
+def longest_prompt_tokens(cfg: Config, tokenizer) -> tuple[int, int]:
+    """Tokens of the longest prompt, as the trainer renders it, among the training problems (with
+    ``task.limit_train``) and among the held-out ones evaluated during training (the first
+    ``eval.n_problems_during``)."""
+    from prmrl.tasks import make_task
+
+    task = make_task(cfg.task, tokenizer)
+
+    def longest(questions) -> int:
+        prompts = [task.prompt(q) for q in questions]
+        ids = tokenizer(prompts, add_special_tokens=False)["input_ids"] if prompts else []
+        return max((len(x) for x in ids), default=0)
+
+    return longest(task.train_questions), longest(task.test_questions[:cfg.eval.n_problems_during])
+
+
+def _prompt_tokens(cfg: Config) -> tuple[int, int, str]:
+    """The longest prompts under the policy's tokenizer when it loads offline, else PROMPT_TOKENS."""
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(cfg.model.policy, local_files_only=True)
+        return (*longest_prompt_tokens(cfg, tok), "the task's longest prompts")
+    except Exception:     # no tokenizer or data at hand offline: an assumption, said as such
+        return PROMPT_TOKENS, PROMPT_TOKENS, "assumed: the policy's tokenizer or the task's data is not at hand offline"
+
+
+def memory_plan(cfg: Config, *, world_size: int | None = None,
+                prompt_tokens: tuple[int, int] | None = None, shapes: dict | None = None, **layout):
+    """The ``prmrl.memory.Plan`` of a PPO config. ``shapes``: role -> ModelShape for models
+    whose config.json is not at hand (roles "policy", "critic", "PRM", "ORM"); ``layout``:
+    ``prmrl.memory.Setup`` fields overriding what the config says (e.g. parallel="fsdp2" before
+    config.py knows ``run.parallel``). ``prompt_tokens``: the longest (training, evaluated)
+    prompts; None: measured with the policy's tokenizer when it loads offline, else
+    ``PROMPT_TOKENS``. LookupError: a model's shape is
+    unknown (says which)."""
+    from dataclasses import replace
+
+    from prmrl.memory import ModelShape, Setup, plan
+
+    shapes = dict(shapes or {})
+
+    def shape(role: str, key: str, name: str | None) -> ModelShape:
+        if role in shapes:
+            return shapes[role]
+        if name is None:
+            raise LookupError(f"{key} is unset: the SFT policy `prmrl sft` builds")
+        try:
+            return ModelShape.from_config_json(find_config_json(name))
+        except (KeyError, ValueError, OSError) as e:
+            raise LookupError(f"{key}: {name}: config.json unreadable ({_first_line(e)})") from None
+        except LookupError as e:
+            raise LookupError(f"{key}: {e}") from None
+
+    def scalar(m: ModelShape) -> ModelShape:
+        return m if m.head != "lm" else m.scalar()
+
+    m, r, p = cfg.model, cfg.reward, cfg.ppo
+    policy = shape("policy", "model.policy", m.policy)
+    critic = None
+    if p.advantage == "gae":
+        critic = scalar(shape("critic", "model.critic", m.critic)) if (m.critic or "critic" in shapes) \
+            else policy.scalar()
+    frozen = {}
+    if r.prm is not None and r.prm_url is None:
+        prm = shape("PRM", "reward.prm", r.prm)
+        frozen["PRM"] = scalar(prm) if r.prm_format == "native" else prm
+    if r.orm is not None:
+        frozen["ORM"] = scalar(shape("ORM", "reward.orm", r.orm))
+    n, _ = world_size_of(cfg, world_size)
+    why = "given"
+    if prompt_tokens is None:
+        *prompt_tokens, why = _prompt_tokens(cfg)
+    train_prompt, eval_prompt = prompt_tokens
+    setup = Setup(
+        parallel=_setting(cfg, "run.parallel"), world_size=n,
+        mixed_precision=m.dtype != "float32", frozen_bytes=4 if m.dtype == "float32" else 2,
+        prompt_tokens=train_prompt, eval_prompt_tokens=eval_prompt, max_new_tokens=p.max_new_tokens,
+        rollout_rows=p.prompts_per_iteration * p.samples_per_prompt,
+        samples_per_prompt=p.samples_per_prompt,
+        micro_batch=min(_setting(cfg, "ppo.micro_batch_size") or p.minibatch_size, p.minibatch_size),
+        minibatch=p.minibatch_size,
+        gradient_checkpointing=bool(_setting(cfg, "model.gradient_checkpointing")),
+        offload_frozen=bool(_setting(cfg, "run.offload_frozen")),
+        eval_rows=cfg.eval.n_problems_during if cfg.eval.every else 0,
+        eval_max_new_tokens=cfg.eval.max_new_tokens)
+    if layout:
+        setup = replace(setup, **layout)
+    out = plan(policy, critic=critic, frozen=frozen, setup=setup)
+    out.notes.insert(0, f"prompts <= {train_prompt} tokens in training, <= {eval_prompt} in evaluation ({why})")
+    return out
+
+
+def _check_memory(cfg: Config, report: CheckReport) -> None:
+    try:
+        p = memory_plan(cfg)
+    except LookupError as e:
+        report.add("ok", f"memory: no estimate: {e}")
+        return
+    report.memory = p
+    limit = gpu_memory_gb(cfg)
+    n, source = world_size_of(cfg)
+    where = f"{p.setup.parallel} over {n} GPU{'s' if n > 1 else ''}" + (f" ({source})" if source != "given" else "")
+    if p.peak_gb > limit:
+        report.add("warning", f"memory: estimated peak {p.peak_gb:.1f} GB per GPU ({p.peak_phase}, {where}) "
+                              f"is above run.gpu_memory_gb={limit:g}: see the table; lower ppo.micro_batch_size, "
+                              f"set model.gradient_checkpointing or run.offload_frozen, or shard (run.parallel)")
+    else:
+        report.add("ok", f"memory: estimated peak {p.peak_gb:.1f} GB per GPU ({p.peak_phase}, {where}), "
+                         f"within run.gpu_memory_gb={limit:g}")
 
 
 def _first_line(e: BaseException) -> str:

@@ -373,6 +373,8 @@ class RunConfig:
     """with several processes (`accelerate launch`): "ddp" (every process holds the whole models,
     gradients averaged) or "fsdp2" (actor, critic and reference sharded over the processes with
     torch's fully_shard; the sampler gets the full weights once per iteration)"""
+    gpu_memory_gb: float = 80.0
+    """memory of one GPU: `prmrl check-config` warns when its per-GPU estimate is above it"""
     offload_frozen: bool = False
     """PPO: move the frozen models (reference, ORM, PRM) to the host during the update and back
     for scoring (GPU memory for the update, at the cost of two copies per iteration)"""
@@ -501,6 +503,7 @@ RANGES: dict[str, Range] = {
     "run.seed": SEED,
     "run.threads": at_least(0),
     "run.save_every": at_least(0),
+    "run.gpu_memory_gb": POSITIVE,
 }
 
 # how reward.prm_url is spoken to (``prmrl.rewards.http_prm`` implements them)
