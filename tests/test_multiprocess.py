@@ -64,7 +64,8 @@ def _rows(run: Path) -> list[dict]:
 def test_fsdp2_and_ddp_train_alike_and_fsdp2_saves_and_resumes(tmp_path):
     """2 processes: FSDP2 (actor, critic, reference sharded) and DDP give the same losses and
     weights after 2 iterations (float tolerance); the FSDP2 policy is one HF folder that loads;
-    an FSDP2 run resumed from its checkpoint after iteration 1 ends as the uninterrupted one."""
+    an FSDP2 run resumed from its (sharded) checkpoint after iteration 1 ends as the
+    uninterrupted one."""
     from safetensors.torch import load_file
 
     from prmrl.models.factory import load_policy
@@ -87,6 +88,8 @@ def test_fsdp2_and_ddp_train_alike_and_fsdp2_saves_and_resumes(tmp_path):
     # resume: one iteration, then continue to two from its checkpoint
     _launch(tmp_path / "policy", tmp_path / "r", "fsdp2", 1, cwd=tmp_path)
     _launch(tmp_path / "policy", tmp_path / "r", "fsdp2", 2, "resume", cwd=tmp_path)
+    ckpt = tmp_path / "r" / "checkpoints" / "iter-000002"
+    assert (ckpt / "sharded" / ".metadata").exists() and len(list((ckpt / "sharded").glob("*.distcp"))) == 2
     wr = load_file(tmp_path / "r" / "policy" / "model.safetensors")
     assert all(torch.equal(wf[k], wr[k]) for k in wf)
     assert _rows(tmp_path / "r") == fsdp

@@ -1,6 +1,7 @@
 """Durable training state: a checkpoint folder per save, written whole or not at all.
 
     <run>/checkpoints/iter-000010/state.pt        models, optimizers, schedulers, counters
+    <run>/checkpoints/iter-000010/sharded/        FSDP2: models and optimizers, sharded (DCP)
     <run>/checkpoints/iter-000010/rank0.pt        this process's RNG states and data order
     <run>/checkpoints/iter-000010/trainer_state.json   the iteration and counters, readable
     <run>/checkpoints/latest                      the name of the newest complete checkpoint
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 CHECKPOINT_DIR = "checkpoints"
+SHARDED_DIR = "sharded"      # FSDP2: models and optimizers, one file per process (torch.distributed.checkpoint)
 KEEP = 2
 
 
@@ -75,9 +77,11 @@ def _per_rank(state: dict) -> dict:
     return {k: state[k] for k in ("rng", "data_order", "process_index")}
 
 
-def save_checkpoint(run_dir, state: dict, acc) -> Path:
+def save_checkpoint(run_dir, state: dict, acc, write_sharded=None) -> Path:
     """Write ``state`` (a trainer's ``state_dict()``) as the checkpoint of its iteration.
-    Every process writes its own RNG file; the main process the rest, then renames."""
+    Every process writes its own RNG file; the main process the rest, then renames.
+    ``write_sharded(folder)``: called on every process with the temporary folder, to write the
+    sharded models and optimizers (FSDP2) beside the rest, inside the same atomic rename."""
     from prmrl.runs import _share, atomic_write_text
 
     root = Path(run_dir) / CHECKPOINT_DIR
@@ -87,6 +91,8 @@ def save_checkpoint(run_dir, state: dict, acc) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
+    if write_sharded is not None:
+        write_sharded(tmp / SHARDED_DIR)
     _save(_per_rank(state), tmp / f"rank{acc.process_index}.pt")
     if acc.is_main_process:
         shared = {k: v for k, v in state.items() if k not in ("rng", "data_order", "process_index")}

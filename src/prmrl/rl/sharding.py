@@ -11,10 +11,10 @@ collective), and processes stop decoding at different steps, so a collective ins
 loop deadlocks. :func:`gather_into` copies the full weights into a plain (unsharded) sampler
 model once per iteration, outside the loop; decoding then needs no collective.
 
-State for checkpoints and the final policy is gathered whole (``full_state_dict``) and written by
-the main process in the usual formats; loading gives every process the full state and keeps its
-shard. (Checkpoints are therefore not written sharded: for a 7B policy the main process needs
-host memory for the full float32 weights and AdamW states.)
+Durable checkpoints are written sharded (:func:`save_sharded`, ``torch.distributed.checkpoint``:
+each process writes its shard of the models and AdamW states; nothing is gathered), beside the
+usual schedulers, counters and per-process RNG files. The final policy is gathered whole and
+saved by the main process as one HF folder.
 """
 
 from __future__ import annotations
@@ -48,12 +48,6 @@ def shard(model: nn.Module, compute_dtype: torch.dtype | None = None) -> nn.Modu
     return model
 
 
-def is_sharded(model: nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(model, FSDPModule)
-
-
 def _options(**kw):
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
@@ -68,23 +62,34 @@ def full_model_state(model: nn.Module, to_cpu: bool = True) -> dict[str, torch.T
     return get_model_state_dict(model, options=_options(cpu_offload=to_cpu))
 
 
-def full_optimizer_state(model: nn.Module, opt: torch.optim.Optimizer) -> dict:
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+def save_sharded(folder, parts: dict[str, tuple]) -> None:
+    """Write sharded models and optimizers with ``torch.distributed.checkpoint`` (every process
+    its own shard; a collective). ``parts``: name -> (model,) or (model, optimizer)."""
+    import torch.distributed.checkpoint as dcp
 
-    return get_optimizer_state_dict(model, opt, options=_options(cpu_offload=True))
-
-
-def load_full_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Every process passes the full state; each keeps its shard."""
-    from torch.distributed.checkpoint.state_dict import set_model_state_dict
-
-    set_model_state_dict(model, state, options=_options())
+    dcp.save(_sharded_state(parts), checkpoint_id=str(folder))
 
 
-def load_full_optimizer_state(model: nn.Module, opt: torch.optim.Optimizer, state: dict) -> None:
-    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+def load_sharded(folder, parts: dict[str, tuple]) -> None:
+    """Read what :func:`save_sharded` wrote into the same models and optimizers (any process
+    count that shards them the same way reads its own shards)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
-    set_optimizer_state_dict(model, opt, state, options=_options())
+    state = _sharded_state(parts)
+    dcp.load(state, checkpoint_id=str(folder))
+    for name, objs in parts.items():
+        if len(objs) == 1:
+            set_model_state_dict(objs[0], state[name])
+        else:
+            set_optimizer_state_dict(objs[0], objs[1], state[name])
+
+
+def _sharded_state(parts: dict[str, tuple]) -> dict:
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    return {name: get_model_state_dict(objs[0]) if len(objs) == 1 else get_optimizer_state_dict(*objs)
+            for name, objs in parts.items()}
 
 
 @torch.no_grad()

@@ -43,7 +43,7 @@ from prmrl.rl import core, estimators, sharding
 from prmrl.rl.batch import RolloutBatch
 from prmrl.rl.sharding import PARALLEL
 from prmrl.rl.callbacks import Callback, as_callbacks, check_sinks, make_sinks
-from prmrl.rl.checkpoint import (CHECKPOINT_DIR, TrainingInterrupted, latest_checkpoint, load_checkpoint,
+from prmrl.rl.checkpoint import (CHECKPOINT_DIR, SHARDED_DIR, TrainingInterrupted, latest_checkpoint, load_checkpoint,
                                  rng_state, save_checkpoint, set_rng_state)
 from prmrl.steps import Splitter, steps_for_batch
 from prmrl.tasks import Task
@@ -667,6 +667,9 @@ class PPOTrainer:
         st = load_checkpoint(path, self.acc.process_index)
         if st["seed"] != self.seed:
             raise ValueError(f"{path}: checkpoint of seed {st['seed']}, trainer has seed {self.seed}")
+        if (st["actor"] == "sharded") != (self._sampler is not None):
+            raise ValueError(f"{path}: a checkpoint of a {'FSDP2' if st['actor'] == 'sharded' else 'DDP'} "
+                             f"run; this trainer runs {self.parallel}")
         self._load_model_state(self.actor, st["actor"])
         if (st["critic"] is None) != (self.critic is None):
             raise ValueError(f"{path}: checkpoint {'without' if st['critic'] is None else 'with'} a critic; "
@@ -677,6 +680,8 @@ class PPOTrainer:
             self._load_optimizer_state(self.critic, self.critic_opt, st["critic_opt"])
             self.critic_sched.load_state_dict(st["critic_sched"])
         self._load_optimizer_state(self.actor, self.actor_opt, st["actor_opt"])
+        if self._sampler is not None:
+            sharding.load_sharded(Path(path) / SHARDED_DIR, self._sharded_parts())
         self._sampler_fresh = False
         self.actor_sched.load_state_dict(st["actor_sched"])
         self.unscorable = dict(st["unscorable"])
@@ -684,31 +689,34 @@ class PPOTrainer:
         self.iteration_done = int(st["iteration"])
         set_rng_state(st["rng"])
 
-    def _model_state(self, model) -> dict:
-        if self._sampler is not None:          # FSDP2: gathered whole (on the main process)
-            return sharding.full_model_state(model)
-        return self.acc.unwrap_model(model).state_dict()
+    # Models and optimizers in a checkpoint: whole in state.pt, or under FSDP2 sharded beside
+    # it (``sharding.save_sharded``; state.pt then says "sharded" in their place).
+    def _model_state(self, model) -> dict | str:
+        return "sharded" if self._sampler is not None else self.acc.unwrap_model(model).state_dict()
 
-    def _optimizer_state(self, model, opt) -> dict:
-        if self._sampler is not None:
-            return sharding.full_optimizer_state(model, opt)
-        return opt.state_dict()
+    def _optimizer_state(self, model, opt) -> dict | str:
+        return "sharded" if self._sampler is not None else opt.state_dict()
 
-    def _load_model_state(self, model, state: dict) -> None:
-        if self._sampler is not None:
-            sharding.load_full_model_state(model, state)
-        else:
+    def _load_model_state(self, model, state) -> None:
+        if state != "sharded":
             self.acc.unwrap_model(model).load_state_dict(state)
 
-    def _load_optimizer_state(self, model, opt, state: dict) -> None:
-        if self._sampler is not None:
-            sharding.load_full_optimizer_state(model, opt, state)
-        else:
+    def _load_optimizer_state(self, model, opt, state) -> None:
+        if state != "sharded":
             opt.load_state_dict(state)
 
+    def _sharded_parts(self) -> dict[str, tuple]:
+        parts = {"actor": (self.actor,), "actor_opt": (self.actor, self.actor_opt)}
+        if self.critic is not None:
+            parts.update(critic=(self.critic,), critic_opt=(self.critic, self.critic_opt))
+        return parts
+
     def save_checkpoint(self) -> Path:
-        path = save_checkpoint(self.output_dir, self.state_dict(), self.acc)
-        return path
+        write = None
+        if self._sampler is not None:
+            def write(folder):
+                sharding.save_sharded(folder, self._sharded_parts())
+        return save_checkpoint(self.output_dir, self.state_dict(), self.acc, write_sharded=write)
 
     def _resume_source(self, resume) -> Path | None:
         """The checkpoint to continue from: the newest one (``resume=True``; None when the run
