@@ -168,7 +168,9 @@ def frozen_copy(model: PreTrainedModel, compute_dtype: torch.dtype | None = None
 def critic_from_policy(policy: PreTrainedModel, dtype: torch.dtype | None = torch.float32) -> PreTrainedModel:
     """A critic for a policy given as a model: the same backbone weights (copied) and a scalar
     head per token initialised to zero, as ``load_scalar_model`` makes from a path."""
-    critic = AutoModelForTokenClassification.from_config(copy.deepcopy(policy.config), num_labels=1)
+    config = copy.deepcopy(policy.config)
+    config.num_labels = 1          # (some token classifiers take no num_labels argument)
+    critic = AutoModelForTokenClassification.from_config(config)
     critic.base_model.load_state_dict(policy.base_model.state_dict())
     head = critic.score if hasattr(critic, "score") else critic.classifier
     torch.nn.init.zeros_(head.weight)
