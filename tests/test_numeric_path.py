@@ -125,6 +125,44 @@ def test_every_stop_token_of_the_checkpoint_ends_an_answer():
     assert lengths.tolist() == [1] and truncated == [False]
 
 
+def test_the_growing_kv_cache_samples_what_transformers_dynamic_cache_samples(monkeypatch):
+    """Rows stop at different budgets (the batch is compacted), each prompt is repeated (its
+    cache too), and the cache outgrows its first buffer (64 positions): tokens and log-probs
+    equal sampling with ``DynamicCache``, bit for bit."""
+    from transformers import DynamicCache
+
+    import prmrl.models.sampler as sampler
+
+    model, tok = build_tiny_policy(seed=0, hidden=32, layers=2, heads=2, intermediate=64)
+    prompts = [f"Start with {a}. (a) 2 more." for a in range(6)]
+    budgets = [90, 3, 40, 7, 120, 20]
+    runs = []
+    for cache in (sampler.growing_cache, DynamicCache):
+        monkeypatch.setattr(sampler, "growing_cache", cache)
+        runs.append(sample_tokens(model, tok, prompts, n=3, budgets=budgets, seed=5, logprobs=True))
+    (ids, lengths, truncated, lp), (ids2, lengths2, truncated2, lp2) = runs
+    assert lengths.tolist() == lengths2.tolist() and len(set(lengths.tolist())) > 3
+    assert int(lengths.max()) > 64
+    assert torch.equal(ids, ids2) and truncated == truncated2 and torch.equal(lp, lp2)
+
+
+def test_the_growing_cache_layer_holds_what_it_was_given():
+    from prmrl.models.sampler import growing_cache
+
+    cache = growing_cache()
+    k0, v0 = torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
+    cache.update(k0, v0, 0)
+    cache.batch_repeat_interleave(2)
+    steps = [(torch.randn(4, 2, 1, 4), torch.randn(4, 2, 1, 4)) for _ in range(70)]
+    for k, v in steps:
+        keys, values = cache.update(k, v, 0)
+    want_k = torch.cat([k0.repeat_interleave(2, 0), *[k for k, _ in steps]], dim=2)
+    want_v = torch.cat([v0.repeat_interleave(2, 0), *[v for _, v in steps]], dim=2)
+    assert torch.equal(keys, want_k) and torch.equal(values, want_v) and cache.get_seq_length() == 75
+    cache.batch_select_indices(torch.tensor([3, 0]))
+    assert torch.equal(cache.layers[0].keys, want_k[[3, 0]]) and cache.get_seq_length() == 75
+
+
 @pytest.mark.needs_shared("tokenizers/qwen2.5-math-instruct/tokenizer.json")
 def test_qwen_stop_set_from_a_generation_config_with_two_ids(shared_path, tmp_path):
     from transformers import AutoTokenizer, GenerationConfig

@@ -194,10 +194,12 @@ class PPOConfig:
     at half the compute, and held greedy accuracy better on the embedded task (measured)"""
     minibatch_size: int = 64
     """answers per optimizer step"""
-    micro_batch_size: int | None = None
+    micro_batch_size: int | None = 16
     """answers per forward / backward pass (gradients accumulate over a minibatch's micro-batches,
-    and the no-grad passes run in chunks of it); None: minibatch_size. Lower it for memory: the
-    update is the same up to float rounding"""
+    and the no-grad passes run in chunks of it); None: minibatch_size. The update is the same up
+    to float rounding. Micro-batches group answers of similar length, so a smaller one pads less:
+    16 computes 1.10x the real tokens where 64 computed 1.41x (embedded task, measured); lower
+    it for memory"""
     actor_lr: float = 1e-4
     """policy AdamW learning rate"""
     critic_lr: float = 1e-3

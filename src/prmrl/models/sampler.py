@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -88,8 +89,6 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
       decoding padding until the longest row ends;
     - tokens go straight into one preallocated tensor: no per-token Python work.
     """
-    from transformers import DynamicCache
-
     from prmrl.models.forward import position_ids_from_mask
 
     # transformers 5 names the KV-cache argument `cache` (`past_key_values` is deprecated there).
@@ -115,7 +114,7 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                         add_special_tokens=False)
         mask = enc["attention_mask"].to(device)                                    # (B, P)
-        cache = DynamicCache()      # filled in place by every forward below
+        cache = growing_cache()     # filled in place by every forward below
         out = model(input_ids=enc["input_ids"].to(device), attention_mask=mask,
                     position_ids=position_ids_from_mask(mask), use_cache=True, logits_to_keep=1,
                     **{cache_kw: cache})
@@ -161,6 +160,86 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
     keep = max(used, 1)
     return (out_ids[:, :keep], lengths, truncated.tolist(),
             None if out_logprobs is None else out_logprobs[:, :keep])
+
+
+def growing_cache():
+    """A KV cache like transformers' ``DynamicCache`` whose layers append into buffers with
+    spare room (capacity doubling) instead of concatenating the whole cache at every decoded
+    token: the same keys and values, without copying O(length) memory per step."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = _growing_layer_class()
+    return cache
+
+
+@functools.cache
+def _growing_layer_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        """Keys and values live in (b, heads, capacity, head_dim) buffers; ``keys`` and
+        ``values`` are views of the filled part, so ``get_seq_length`` and the attention see
+        exactly what ``DynamicLayer`` would give them."""
+
+        def lazy_initialization(self, key_states, value_states) -> None:
+            super().lazy_initialization(key_states, value_states)
+            self._kbuf = self._vbuf = None
+            self._n = 0
+
+        def _reserve(self, k: torch.Tensor, v: torch.Tensor, need: int) -> None:
+            cap = max(2 * need, 64)
+            kb = k.new_empty((*k.shape[:2], cap, k.shape[-1]))
+            vb = v.new_empty((*v.shape[:2], cap, v.shape[-1]))
+            if self._n:
+                kb[:, :, :self._n] = self._kbuf[:, :, :self._n]
+                vb[:, :, :self._n] = self._vbuf[:, :, :self._n]
+            self._kbuf, self._vbuf = kb, vb
+
+        def _views(self) -> None:
+            self.keys = self._kbuf[:, :, :self._n]
+            self.values = self._vbuf[:, :, :self._n]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            new = key_states.shape[-2]
+            if self._kbuf is None or self._n + new > self._kbuf.shape[-2]:
+                self._reserve(key_states, value_states, self._n + new)
+            self._kbuf[:, :, self._n:self._n + new] = key_states
+            self._vbuf[:, :, self._n:self._n + new] = value_states
+            self._n += new
+            self._views()
+            return self.keys, self.values
+
+        def _rebuild(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+            self._n = 0
+            self._reserve(keys, values, keys.shape[-2])
+            self._kbuf[:, :, :keys.shape[-2]] = keys
+            self._vbuf[:, :, :keys.shape[-2]] = values
+            self._n = keys.shape[-2]
+            self._views()
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            if self.get_seq_length() > 0:
+                self._rebuild(self.keys.repeat_interleave(repeats, 0), self.values.repeat_interleave(repeats, 0))
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            if self.get_seq_length() > 0:
+                self._kbuf, self._vbuf = self._kbuf[indices], self._vbuf[indices]
+                self._views()
+
+        def crop(self, tokens_to_remove: int) -> None:
+            super().crop(tokens_to_remove)
+            if self.is_initialized and tokens_to_remove:
+                self._n = self.keys.shape[-2]
+
+        def reset(self) -> None:
+            super().reset()
+            self._kbuf = self._vbuf = None
+            self._n = 0
+
+    return GrowingLayer
 
 
 def stop_token_ids(tokenizer, model=None) -> list[int]:
