@@ -74,3 +74,34 @@ def test_cli_sweep_arguments_fail_in_one_line(argv, message, tmp_path, capsys):
     assert main([*argv, f"run.out_dir={tmp_path / 'r'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def _pinned():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pinned_results.py"
+    spec = importlib.util.spec_from_file_location("pinned_results", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _report(machine, greedy_after, seeds=(0, 1)):
+    runs = [{"seed": s, "threads": 1,
+             "figures": {"greedy_before": 0.45, "greedy_after": greedy_after + 0.01 * s, "greedy_gain": 0.05,
+                         "sampling_before": 0.2, "sampling_after": 0.3, "sampling_gain": 0.1,
+                         "steps_after": 3.9, "wall_seconds": 100.0 + s}} for s in seeds]
+    return {"runs": runs, "machine": machine, "torch": "2.13.0"}
+
+
+def test_pinned_results_see_a_moved_run_on_the_same_machine_and_a_moved_mean_anywhere():
+    pinned = _pinned()
+    base = _report("cpu A", 0.50)
+    assert pinned.compare(_report("cpu A", 0.50), base) == []
+    moved = pinned.compare(_report("cpu A", 0.51), base)           # each run moved by 0.01
+    assert len(moved) == 2 and all("greedy_after" in m for m in moved)
+    assert pinned.compare(_report("cpu B", 0.51), base) == []      # another CPU: means, 0.01 < 0.03
+    moved = pinned.compare(_report("cpu B", 0.55), base)
+    assert len(moved) == 1 and moved[0].startswith("mean greedy_after")
+    assert "no run" in pinned.compare(_report("cpu A", 0.5, seeds=(7,)), base)[0]

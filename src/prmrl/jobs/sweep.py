@@ -127,9 +127,11 @@ def sweep(cfg: Config, job: str, seeds: list[int], threads: list[int], workers: 
             if progress:
                 progress(f"[{i + 1}/{len(jobs)}] seed {seed}, {t} thread(s): "
                          + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+    import torch
+
     report = {"job": job, "seeds": seeds, "threads": threads, "workers": workers, "runs": runs,
               "summary": summarise(runs), "wall_seconds": round(time.time() - t0, 1),
-              "machine": _machine()}
+              "machine": _machine(), "torch": torch.__version__}
     write_json(out / "sweep.json", report)
     return report
 
