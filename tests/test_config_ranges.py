@@ -200,10 +200,22 @@ def test_escapes_in_text_fields_but_not_in_paths():
     (["model.hidden=130"], "model.hidden: 130 is not a multiple of model.heads=4"),
     (["ppo.advantage=grpo", "ppo.samples_per_prompt=1"], "needs a group of at least 2"),
     (["ppo.advantage=rloo", "ppo.samples_per_prompt=1"], "ppo.samples_per_prompt: 1"),
+    (["ppo.advantage=grpo", "ppo.kl_mode=reward"], "ppo.kl_mode: 'reward' with ppo.advantage='grpo'"),
 ])
 def test_fields_that_must_agree(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_the_kl_goes_in_the_loss_for_critic_free_estimators_unless_asked_otherwise():
+    from prmrl.config import kl_place
+
+    assert kl_place(load_config(None, []).ppo) == "reward"                       # gae
+    assert kl_place(load_config(None, ["ppo.advantage=grpo"]).ppo) == "loss"
+    assert kl_place(load_config(None, ["ppo.advantage=rloo", "ppo.kl_mode=reward"]).ppo) == "reward"
+    # Dr. GRPO divides by no std: the KL in the rewards is then an ordinary reward
+    cfg = load_config(None, ["ppo.advantage=grpo", "ppo.kl_mode=reward", "ppo.scale_rewards=false"])
+    assert kl_place(cfg.ppo) == "reward"
 
 
 def test_a_config_that_is_not_utf8_names_the_file(tmp_path):

@@ -141,3 +141,18 @@ def test_aggregation_modes_by_hand():
     assert aggregate(x, mask, "seq_mean_token_sum", **kw).item() == pytest.approx(10 / 2)
     assert aggregate(x, mask, "seq_mean_token_mean", **kw).item() == pytest.approx((2 + 4) / 2)
     assert aggregate(x, mask, "constant", **kw).item() == pytest.approx(10 / 6)
+
+
+def test_grpo_scales_a_group_s_kl_noise_to_unit_advantages_when_the_kl_is_a_reward():
+    """Why ``ppo.kl_mode=reward`` is refused with grpo: four answers, all right (outcome 1), whose
+    only differences are KL penalties of 1e-4 get advantages of size ~1, as a real success
+    would; with the KL in the loss they get 0."""
+    mask = torch.ones(4, 2)
+    zeros = torch.zeros(4, 2)
+    ends = torch.tensor([[False, True]] * 4)
+    group = torch.zeros(4, dtype=torch.long)
+    kl = torch.tensor([[0.0, -1e-4], [0.0, 1e-4], [0.0, 0.0], [0.0, 0.0]])
+    noisy = critic_free_advantages(torch.ones(4), zeros, ends, mask, group, estimator="grpo", kl_tokens=kl)
+    assert noisy[:, 0].abs().max() > 0.9
+    clean = critic_free_advantages(torch.ones(4), zeros, ends, mask, group, estimator="grpo")
+    assert clean.abs().max() == 0

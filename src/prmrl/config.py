@@ -230,8 +230,9 @@ class PPOConfig:
     credit: str = "return_to_go"
     """critic-free: how dense step rewards reach the tokens before them: "return_to_go",
     "process_supervision" (DeepSeekMath), "min_form" (PURE)"""
-    kl_mode: str = "reward"
-    """the KL to the reference as a per-token "reward" penalty (PPO) or a k3 "loss" term (GRPO)"""
+    kl_mode: str = "auto"
+    """the KL to the reference as a per-token "reward" penalty (PPO) or a k3 "loss" term (GRPO);
+    "auto": "reward" for gae, "loss" for the critic-free estimators"""
     loss_agg: str = "token_mean"
     """critic-free: loss aggregation "token_mean", "seq_mean_token_sum", "seq_mean_token_mean"
     (GRPO paper), "constant" (Dr. GRPO); normalisers of the whole minibatch over all processes"""
@@ -531,7 +532,7 @@ CHOICES: dict[str, Collection[str]] = {
     "ppo.lr_schedule": LR_SCHEDULES,
     "ppo.advantage": ("gae", *ESTIMATORS),
     "ppo.credit": CREDIT_RULES,
-    "ppo.kl_mode": ("reward", "loss"),
+    "ppo.kl_mode": ("auto", "reward", "loss"),
     "ppo.loss_agg": AGGREGATIONS,
     "ablation.arms": ALL_ARMS,
     "run.report_to": REPORT_SINKS,
@@ -629,6 +630,22 @@ def check_ppo(ppo: "PPOConfig") -> None:
     if ppo.advantage != "gae" and ppo.samples_per_prompt < 2:
         raise ConfigError(f"ppo.samples_per_prompt: {ppo.samples_per_prompt}; ppo.advantage="
                           f"'{ppo.advantage}' needs a group of at least 2 answers per prompt")
+    if (ppo.advantage == "grpo" and ppo.scale_rewards and ppo.kl_beta > 0
+            and kl_place(ppo) == "reward"):
+        raise ConfigError(
+            "ppo.kl_mode: 'reward' with ppo.advantage='grpo' divides each group's returns by their "
+            "std, and in a group whose answers all score the same that std is the KL's alone: the "
+            "advantages become its noise scaled to +-1 (measured: actor gradient norms up to 3,131 "
+            "and greedy accuracy 0.456 -> 0.390 in 20 iterations); use ppo.kl_mode=loss (what "
+            "'auto' gives grpo) or ppo.scale_rewards=false")
+
+
+def kl_place(ppo: "PPOConfig") -> str:
+    """Where the KL to the reference goes: ``ppo.kl_mode``, with "auto" resolved ("reward" for
+    PPO with a critic, "loss", GRPO's k3 term, for the critic-free estimators)."""
+    if ppo.kl_mode != "auto":
+        return ppo.kl_mode
+    return "reward" if ppo.advantage == "gae" else "loss"
 
 
 def validate_section(name: str, section: Any) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from prmrl.config import PPOConfig, RewardConfig
+from prmrl.config import PPOConfig, RewardConfig, kl_place
 from prmrl.diagnostics import hacking_metrics
 from prmrl.models.factory import frozen_copy
 from prmrl.models.forward import token_logprobs, token_scalars
@@ -399,7 +399,7 @@ class PPOTrainer:
         # as a loss term (kl_mode "loss") the KL stays out of the rewards
         b.token_rewards = assemble.token_rewards(
             b.answer_rewards, b.step_rewards, b.step_end_index, scored, b.kl, b.response_mask,
-            kl_beta=p.kl_beta if p.kl_mode == "reward" else 0.0)
+            kl_beta=p.kl_beta if kl_place(p) == "reward" else 0.0)
 
     # ---- phase 4: advantages --------------------------------------------------------------
 
@@ -418,7 +418,7 @@ class PPOTrainer:
         ends = assemble.token_rewards(zeros, b.step_scored.float(), b.step_end_index, b.step_scored,
                                       torch.zeros_like(b.kl), b.response_mask, kl_beta=0.0) > 0
         group = torch.arange(len(b), device=b.kl.device) // p.samples_per_prompt
-        kl_tokens = -p.kl_beta * b.kl if p.kl_mode == "reward" else None
+        kl_tokens = -p.kl_beta * b.kl if kl_place(p) == "reward" else None
         b.advantages = estimators.critic_free_advantages(
             b.answer_rewards, step_tokens, ends, b.response_mask, group, estimator=p.advantage,
             credit=p.credit, kl_tokens=kl_tokens, scale=p.scale_rewards)
@@ -507,14 +507,14 @@ class PPOTrainer:
         """PPO's clipped surrogate of one micro-batch, as its share of the minibatch's loss: a
         token mean over the minibatch for GAE (as PPO always had); for the critic-free
         estimators aggregated by ``ppo.loss_agg`` with the minibatch's normalisers over all
-        processes, plus the k3 KL term when ``ppo.kl_mode`` is "loss"."""
+        processes, plus the k3 KL term when the KL goes in the loss (``config.kl_place``)."""
         p, mask = self.ppo, mb["response_mask"]
         T = mask.shape[1]
         logprobs, entropy = token_logprobs(self.actor, mb["input_ids"], mb["attention_mask"], T, p.temperature)
         per_token, st = core.policy_loss_tokens(logprobs, mb["old_logprobs"], mb["advantages"], mask, p.clip_eps)
         out = {"losses/clipfrac": st["clipfrac"], "losses/approx_kl": st["approx_kl"],
                "losses/entropy": core.masked_mean(entropy.detach(), mask)}
-        if p.kl_mode == "loss":
+        if kl_place(p) == "loss":
             kl = estimators.kl_k3(logprobs, mb["ref_logprobs"])
             per_token = per_token + p.kl_beta * kl
             out["losses/kl"] = core.masked_mean(kl.detach(), mask)
