@@ -156,3 +156,16 @@ def test_grpo_scales_a_group_s_kl_noise_to_unit_advantages_when_the_kl_is_a_rewa
     assert noisy[:, 0].abs().max() > 0.9
     clean = critic_free_advantages(torch.ones(4), zeros, ends, mask, group, estimator="grpo")
     assert clean.abs().max() == 0
+
+
+def test_grpo_scale_with_dense_returns_by_hand():
+    """Two right answers whose whole returns are equal (std 0) while A's returns differ along it:
+    A's step rewards -0.2 then +0.2 (Clip-Delta-like), B's none. Returns A [1.0, 1.2], B [1, 1];
+    baseline 1. The scale is sqrt((mean(0^2, 0.2^2) + 0) / (2 - 1)) = sqrt(0.02), so A's second
+    token gets 0.2 / 0.1414 = 1.414 and not 0.2 / eps."""
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    ends = torch.tensor([[True, True], [True, True]])
+    steps = torch.tensor([[-0.2, 0.2], [0.0, 0.0]])
+    adv = critic_free_advantages(torch.ones(2), steps, ends, mask, torch.zeros(2, dtype=torch.long),
+                                 estimator="grpo")
+    assert adv.tolist() == [pytest.approx([0.0, math.sqrt(2)], abs=1e-4), [0.0, 0.0]]

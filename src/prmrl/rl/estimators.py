@@ -54,6 +54,27 @@ def group_mean_std(x: Tensor, group: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return mean[g], var.sqrt()[g], count[g]
 
 
+def group_token_scale(dev: Tensor, dev0: Tensor, mask: Tensor, group: Tensor) -> Tensor:
+    """GRPO's group std, for returns that vary along an answer. ``dev`` ``(B, T)``: each token's
+    return minus its group's baseline; ``dev0`` ``(B,)``: the same for the whole answer (used for
+    an empty answer). Each answer's mean squared deviation over its tokens, summed over the group
+    and divided by (group size - 1), square-rooted; 0 for a group of one. With returns constant
+    along each answer (the outcome alone) this is exactly the unbiased std of the answers'
+    returns, textbook GRPO. With dense step rewards the std of the whole-answer returns alone
+    can be 0 while the token returns differ (Clip-Delta: every first step above the threshold),
+    and dividing by it would blow those differences up by 1/eps (measured: actor gradient norms
+    of 10^4); this scale is 0 only when every deviation is."""
+    m = mask.to(dev.dtype)
+    n_tok = m.sum(1)
+    sq = torch.where(n_tok > 0, (dev ** 2 * m).sum(1) / n_tok.clamp(min=1), dev0.to(dev.dtype) ** 2)
+    g = torch.unique(group, return_inverse=True)[1]
+    n_groups = int(g.max()) + 1 if len(g) else 0
+    total = torch.zeros(n_groups, dtype=sq.dtype, device=sq.device).index_add_(0, g, sq)
+    count = torch.zeros(n_groups, dtype=sq.dtype, device=sq.device).index_add_(0, g, torch.ones_like(sq))
+    var = torch.where(count > 1, total / (count - 1).clamp(min=1), torch.zeros_like(total))
+    return var.sqrt()[g]
+
+
 def leave_one_out_mean(x: Tensor, group: Tensor) -> Tensor:
     """For each row, the mean of the OTHER rows of its group (0 for a group of one)."""
     mean, _, count = group_mean_std(x, group)
@@ -100,10 +121,10 @@ def token_returns(outcome: Tensor, step_tokens: Tensor, is_step_end: Tensor, mas
 def _baselined(returns: Tensor, mask: Tensor, group: Tensor, estimator: str, scale: bool) -> Tensor:
     g0 = returns[:, 0]                        # the whole answer's return (0 for an empty answer)
     if estimator == "grpo":
-        mean, std, _ = group_mean_std(g0, group)
-        adv = returns - mean.unsqueeze(1).to(returns.dtype)
+        mean, _, _ = group_mean_std(g0, group)
+        adv = _zero_pad(returns - mean.unsqueeze(1).to(returns.dtype), mask)
         if scale:
-            adv = adv / (std.unsqueeze(1).to(returns.dtype) + EPS)
+            adv = adv / (group_token_scale(adv, g0 - mean, mask, group).unsqueeze(1) + EPS)
         return _zero_pad(adv, mask)
     if estimator == "rloo":
         return _zero_pad(returns - leave_one_out_mean(g0, group).unsqueeze(1).to(returns.dtype), mask)
