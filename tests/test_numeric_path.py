@@ -27,11 +27,17 @@ def policy(tmp_path_factory):
     return path
 
 
-def task() -> Task:
+def task(grade=arith.grade) -> Task:
     qs = [f"Start with {a}. (a) 2 more." for a in range(8)]
     return Task(name="arith", train_questions=qs, train_golds=[str(a + 2) for a in range(8)],
                 test_questions=[], test_golds=[], prompt=arith.prompt,
-                grade_batch=lambda rs, gs: [arith.grade(r, g) for r, g in zip(rs, gs)], delimiter="\n")
+                grade_batch=lambda rs, gs: [grade(r, g) for r, g in zip(rs, gs)], delimiter="\n")
+
+
+def even_length(response: str, gold: str) -> bool:
+    """A reward the untrained policy gets about half the time (it never gets the arithmetic
+    right): a group's answers differ, so a critic-free estimator has something to learn."""
+    return len(response) % 2 == 0
 
 
 def rollout(trainer: PPOTrainer):
@@ -76,9 +82,10 @@ def test_a_bf16_reference_without_the_autocast_would_not_be_zero(policy):
 
 
 def updated_weights(policy, **ppo) -> dict[str, torch.Tensor]:
-    tr = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**{**SMALL, **ppo}))
+    tr = PPOTrainer(str(policy), task=task(even_length), ppo=PPOConfig(**{**SMALL, **ppo}))
     b = rollout(tr)
     tr.advantages(b)
+    assert b.advantages.abs().max() > 0.1
     torch.manual_seed(1)
     stats = tr.update(b)
     return {**{f"actor.{k}": v for k, v in tr.actor.state_dict().items()},
@@ -232,3 +239,15 @@ def test_offload_moves_the_frozen_models_out_for_the_update_and_back_for_scoring
     # to the accelerator before scoring, to the host after the reference pass, before the update
     assert moves == [str(tr.acc.device), "cpu"]
     assert order == [("score", 1), ("shape", 1), ("update", 2)]
+
+
+def test_the_critic_fits_values_without_dropout(policy):
+    """A token classifier gets a dropout of 0.1 before its head by default; the critic has none,
+    so in train mode two forwards give the same values."""
+    tr = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL))
+    tr.critic.train()
+    assert all(m.p == 0 for m in tr.critic.modules() if isinstance(m, torch.nn.Dropout))
+    ids = torch.randint(3, 20, (2, 9))
+    with torch.no_grad():
+        a, b = (tr.critic(input_ids=ids).logits for _ in range(2))
+    assert torch.equal(a, b)

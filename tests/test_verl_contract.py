@@ -97,11 +97,14 @@ def test_verl_advantages_equal_the_trainers(trained, estimator):
     tr, b, _, _ = trained
     torch.manual_seed(0)
     b.kl = torch.rand_like(b.kl) * b.response_mask
-    tr.ppo = dataclasses.replace(tr.ppo, advantage=estimator, credit="return_to_go")
+    # grpo with the KL in the loss (verl: use_kl_loss), the others with it in the rewards
+    # (verl: use_kl_in_reward), as the trainer's kl_mode "auto" and "reward" give them
+    kl_mode = "auto" if estimator == "grpo" else "reward"
+    tr.ppo = dataclasses.replace(tr.ppo, advantage=estimator, credit="return_to_go", kl_mode=kl_mode)
     tr.advantages(b)
     uids = [f"u{i // N}" for i in range(len(b))]
-    adv, ret = pv.verl_advantages(b.token_rewards - tr.ppo.kl_beta * b.kl, b.response_mask, uids,
-                                  estimator=estimator)
+    kl = tr.ppo.kl_beta * b.kl if kl_mode == "reward" else 0.0
+    adv, ret = pv.verl_advantages(b.token_rewards - kl, b.response_mask, uids, estimator=estimator)
     torch.testing.assert_close(adv, b.advantages, rtol=1e-5, atol=1e-5)
     assert adv is ret
 

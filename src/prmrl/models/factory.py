@@ -179,6 +179,17 @@ def critic_from_policy(policy: PreTrainedModel, dtype: torch.dtype | None = torc
     return critic.to(dtype) if dtype is not None else critic
 
 
+def without_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    """Every dropout of ``model`` set to 0, in place. For the critic: transformers' token
+    classifiers put a dropout of 0.1 before the head when the config names none
+    (``classifier_dropout``), so value targets were fitted through random masks in train mode,
+    and the gradient of a minibatch depended on how it was split into micro-batches."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return model
+
+
 def _deepened(path, extra: int, dtype) -> PreTrainedModel:
     with _head_expected_missing(True):
         base = AutoModelForTokenClassification.from_pretrained(str(path), num_labels=1, dtype=dtype)

@@ -145,7 +145,8 @@ class PPOTrainer:
                  progress: bool = False, overwrite: bool = False, config: dict | None = None,
                  gradient_checkpointing: bool = False, offload_frozen: bool = False,
                  parallel: str = "ddp"):
-        from prmrl.models.factory import critic_from_policy, load_policy, load_scalar_model, load_tokenizer
+        from prmrl.models.factory import (critic_from_policy, load_policy, load_scalar_model, load_tokenizer,
+                                          without_dropout)
 
         self.ppo, self.reward = ppo or PPOConfig(), reward or RewardConfig()
         _check_sections(self.ppo, self.reward)
@@ -176,6 +177,8 @@ class PPOTrainer:
                       else critic_from_policy(actor))
         elif isinstance(critic, (str, os.PathLike)):
             critic = load_scalar_model(critic, dtype=torch.float32)
+        if critic is not None:
+            without_dropout(critic)
         self.policy_path = policy_path
         self.scorers = self._scorers(success, orm, prm)
 
