@@ -246,6 +246,7 @@ def test_the_critic_fits_values_without_dropout(policy):
     so in train mode two forwards give the same values."""
     tr = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL))
     tr.critic.train()
+    torch.nn.init.normal_(tr.critic.score.weight)      # (it starts at 0: every value 0)
     assert all(m.p == 0 for m in tr.critic.modules() if isinstance(m, torch.nn.Dropout))
     ids = torch.randint(3, 20, (2, 9))
     with torch.no_grad():
