@@ -79,7 +79,10 @@ def test_fsdp2_and_ddp_train_alike_and_fsdp2_saves_and_resumes(tmp_path):
     for a, b in zip(ddp, fsdp):
         for k, v in a.items():
             if isinstance(v, float):
-                assert b[k] == pytest.approx(v, rel=1e-4, abs=1e-6), (a["iteration"], k)
+                # a clip fraction counts tokens past a threshold: float noise of 1e-7 can move
+                # one token across it (one token of ~120 is 0.0084)
+                tol = 0.02 if k.endswith("clipfrac") else 1e-6
+                assert b[k] == pytest.approx(v, rel=1e-4, abs=tol), (a["iteration"], k)
     wd, wf = (load_file(tmp_path / p / "policy" / "model.safetensors") for p in ("ddp", "fsdp2"))
     base = load_file(tmp_path / "policy" / "model.safetensors")
     assert max(float((wd[k] - base[k]).abs().max()) for k in wd) > 1e-3      # it trained
