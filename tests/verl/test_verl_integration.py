@@ -309,7 +309,10 @@ def test_registered_estimators_equal_the_trainers_advantages(policy_path, prm_pa
     data.batch["token_level_rewards"] = rewards - KL_BETA * kl
     out = compute_advantage(data, adv_estimator=f"prmrl_{estimator}", num_repeat=N,
                             config=AlgoConfig(adv_estimator=f"prmrl_{estimator}", norm_adv_by_std_in_grpo=scale))
-    tr.ppo = dataclasses.replace(tr.ppo, advantage=estimator, credit="return_to_go", scale_rewards=scale)
+    # the KL in the rewards on both sides (verl's use_kl_in_reward; the trainer's kl_mode
+    # "reward", which the config refuses for grpo with the std but the estimator math allows)
+    tr.ppo = dataclasses.replace(tr.ppo, advantage=estimator, credit="return_to_go", scale_rewards=scale,
+                                 kl_mode="reward")
     b.kl = kl
     tr.advantages(b)
     torch.testing.assert_close(out.batch["advantages"], b.advantages, rtol=1e-5, atol=1e-5)
