@@ -67,12 +67,8 @@ def group_token_scale(dev: Tensor, dev0: Tensor, mask: Tensor, group: Tensor) ->
     m = mask.to(dev.dtype)
     n_tok = m.sum(1)
     sq = torch.where(n_tok > 0, (dev ** 2 * m).sum(1) / n_tok.clamp(min=1), dev0.to(dev.dtype) ** 2)
-    g = torch.unique(group, return_inverse=True)[1]
-    n_groups = int(g.max()) + 1 if len(g) else 0
-    total = torch.zeros(n_groups, dtype=sq.dtype, device=sq.device).index_add_(0, g, sq)
-    count = torch.zeros(n_groups, dtype=sq.dtype, device=sq.device).index_add_(0, g, torch.ones_like(sq))
-    var = torch.where(count > 1, total / (count - 1).clamp(min=1), torch.zeros_like(total))
-    return var.sqrt()[g]
+    mean_sq, _, count = group_mean_std(sq, group)         # per row: its group's mean and size
+    return torch.where(count > 1, mean_sq * count / (count - 1).clamp(min=1), torch.zeros_like(sq)).sqrt()
 
 
 def leave_one_out_mean(x: Tensor, group: Tensor) -> Tensor:
