@@ -3,6 +3,8 @@ full log_softmax on unpadded per-row forwards; and what autograd keeps for its b
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -185,3 +187,42 @@ def test_backward_keeps_no_extra_vocab_sized_tensor(dtype, temperature):
     old = lambda x, y, tau: torch.log_softmax(x.float() / tau, -1).gather(-1, y[..., None])  # noqa: E731
     _, saved_old = saved_for_backward(old, logits, labels, temperature)
     assert any(is_vocab_sized(t) and not shares_storage(t, logits) for t in saved_old)
+
+
+def test_shared_prompts_give_the_same_logprobs_entropies_and_grads(setup):
+    """A group's answers share their prompt: with share_prompts each distinct prompt is run
+    once and its KV cache indexed out to its rows; log-probs, entropies and gradients are those
+    of the plain forward (float rounding), rows in any order."""
+    model, p, r, ids, am, mask, T = setup
+    order = torch.tensor([0, 2, 0, 1, 2, 0])     # prompts 0 and 2 repeated, rows interleaved
+    ids2, am2 = ids[order], am[order]
+    # the same prompt with other answers: rows 3.. get another response
+    m2 = mask[order].float()
+    lp, ent = token_logprobs(model, ids2, am2, T)
+    lp_s, ent_s = token_logprobs(model, ids2, am2, T, share_prompts=True)
+    torch.testing.assert_close(lp_s * m2, lp * m2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ent_s * m2, ent * m2, atol=1e-5, rtol=1e-5)
+    g, g_s = grads(model, (lp * m2).sum()), grads(model, (lp_s * m2).sum())
+    assert g.keys() == g_s.keys()
+    for name in g:
+        torch.testing.assert_close(g_s[name], g[name], atol=1e-5, rtol=1e-4)
+
+
+def test_shared_prompts_call_the_model_on_distinct_prompts_only(setup, monkeypatch):
+    model, p, r, ids, am, mask, T = setup
+    calls = []
+    real = type(model).forward
+
+    @functools.wraps(real)
+    def spy(self, *args, **kwargs):
+        calls.append(tuple(kwargs["input_ids"].shape))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", spy)
+    order = torch.tensor([0, 0, 0, 0, 2, 2, 2, 2])   # two groups of four
+    token_logprobs(model, ids[order], am[order], T, share_prompts=True)
+    P = ids.shape[1] - T
+    assert calls == [(2, P), (8, T)]                  # the prompts once, then the answers
+    calls.clear()
+    token_logprobs(model, ids, am, T, share_prompts=True)   # no prompt repeated: one plain pass
+    assert calls == [(3, P + T)]

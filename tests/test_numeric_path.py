@@ -252,3 +252,31 @@ def test_the_critic_fits_values_without_dropout(policy):
     with torch.no_grad():
         a, b = (tr.critic(input_ids=ids).logits for _ in range(2))
     assert torch.equal(a, b)
+
+
+def test_sampling_on_cpu_decodes_with_eager_attention_and_restores_sdpa(monkeypatch):
+    """The sampler switches a CPU model to eager attention while it samples (faster there for
+    one query against the cache) and gives it back its SDPA afterwards, also after an error."""
+    import functools
+
+    model, tok = build_tiny_policy(seed=0, hidden=32, layers=2, heads=2, intermediate=64)
+    assert model.config._attn_implementation == "sdpa"
+    seen = []
+    real = type(model).forward
+
+    @functools.wraps(real)
+    def spy(self, *args, **kwargs):
+        seen.append(self.config._attn_implementation)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", spy)
+    sample_tokens(model, tok, ["Start with 3. (a) 2 more."], n=2, budgets=4)
+    assert seen and set(seen) == {"eager"} and model.config._attn_implementation == "sdpa"
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(type(model), "forward", functools.wraps(real)(boom))
+    with pytest.raises(RuntimeError, match="boom"):
+        sample_tokens(model, tok, ["Start with 3."], budgets=4)
+    assert model.config._attn_implementation == "sdpa"

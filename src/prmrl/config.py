@@ -199,6 +199,13 @@ class PPOConfig:
     at half the compute, and held greedy accuracy better on the embedded task (measured)"""
     minibatch_size: int = 64
     """answers per optimizer step"""
+    minibatch_by: str = "auto"
+    """how the update's minibatches are drawn: "answer" (answers shuffled one by one), "prompt"
+    (a prompt's answers shuffled together and kept in one minibatch and micro-batch, whose
+    prompts are then computed once: 1.3x fewer tokens per pass on the embedded task, measured);
+    "auto": "prompt" for the critic-free estimators (as verl's GRPO mini-batches hold whole
+    groups), "answer" for gae. "prompt" needs minibatch_size and micro_batch_size multiples of
+    samples_per_prompt"""
     micro_batch_size: int | None = 16
     """answers per forward / backward pass (gradients accumulate over a minibatch's micro-batches,
     and the no-grad passes run in chunks of it); None: minibatch_size. The update is the same up
@@ -538,6 +545,7 @@ CHOICES: dict[str, Collection[str]] = {
     "ppo.advantage": ("gae", *ESTIMATORS),
     "ppo.credit": CREDIT_RULES,
     "ppo.kl_mode": ("auto", "reward", "loss"),
+    "ppo.minibatch_by": ("auto", "answer", "prompt"),
     "ppo.loss_agg": AGGREGATIONS,
     "ablation.arms": ALL_ARMS,
     "run.report_to": REPORT_SINKS,
@@ -643,6 +651,23 @@ def check_ppo(ppo: "PPOConfig") -> None:
             "advantages become its noise scaled to +-1 (measured: actor gradient norms up to 3,131 "
             "and greedy accuracy 0.456 -> 0.390 in 20 iterations); use ppo.kl_mode=loss (what "
             "'auto' gives grpo) or ppo.scale_rewards=false")
+    if minibatch_unit(ppo) == "prompt":
+        n = ppo.samples_per_prompt
+        for key in ("minibatch_size", "micro_batch_size"):
+            size = getattr(ppo, key)
+            if size is not None and size % n:
+                raise ConfigError(
+                    f"ppo.{key}: {size} is not a multiple of ppo.samples_per_prompt ({n}); "
+                    f"ppo.minibatch_by='{ppo.minibatch_by}' keeps a prompt's answers together "
+                    f"(set ppo.minibatch_by=answer, or a multiple of {n})")
+
+
+def minibatch_unit(ppo: "PPOConfig") -> str:
+    """``ppo.minibatch_by`` with "auto" resolved: "prompt" for the critic-free estimators,
+    "answer" for gae."""
+    if ppo.minibatch_by != "auto":
+        return ppo.minibatch_by
+    return "answer" if ppo.advantage == "gae" else "prompt"
 
 
 def kl_place(ppo: "PPOConfig") -> str:

@@ -83,3 +83,39 @@ class RolloutBatch:
         passes, where the grouping changes nothing but the padding computed)."""
         order = torch.argsort(self.response_mask.sum(1), stable=True)
         return [order[i:i + size] for i in range(0, len(order), size)]
+
+    def group_chunks(self, size: int, n: int) -> list[torch.Tensor]:
+        """Row indices in chunks of ``size`` made of whole groups (rows ``g*n .. g*n+n-1``, a
+        prompt's answers, as generated), groups of similar longest answer together: a chunk's
+        prompts are then computed once each (``share_prompts``). Plain :meth:`chunks` when
+        ``size`` is not a multiple of ``n`` or the rows are not whole groups."""
+        if n < 2 or size % n or len(self) % n:
+            return self.chunks(size)
+        groups = self.response_mask.sum(1).view(-1, n).max(1).values
+        order = torch.argsort(groups, stable=True)
+        rows = (order[:, None] * n + torch.arange(n, device=order.device)).flatten()
+        return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+
+def shuffled_rows(n_rows: int, n: int = 1) -> torch.Tensor:
+    """A random order of ``n_rows`` rows (the global RNG): one by one (``n`` = 1), or in whole
+    groups of ``n`` consecutive rows (a prompt's answers), each group's rows kept in order.
+
+    Example: n_rows 6, n 2, groups drawn as [2, 0, 1] -> [4, 5, 0, 1, 2, 3]."""
+    if n <= 1 or n_rows % n:
+        return torch.randperm(n_rows)
+    groups = torch.randperm(n_rows // n)
+    return (groups[:, None] * n + torch.arange(n)).flatten()
+
+
+def by_length(rows: torch.Tensor, lengths: torch.Tensor, n: int = 1) -> torch.Tensor:
+    """``rows`` reordered by ``lengths`` (one per row, stable), so that consecutive micro-batches
+    hold similar lengths; with ``n`` > 1 whole groups of ``n`` consecutive rows move together,
+    ordered by their longest row.
+
+    Example: rows [7, 8, 9, 6], lengths [5, 1, 2, 2], n 2 -> groups (7, 8) longest 5 and (9, 6)
+    longest 2 -> [9, 6, 7, 8]."""
+    if n <= 1 or len(rows) % n:
+        return rows[torch.argsort(lengths, stable=True)]
+    order = torch.argsort(lengths.view(-1, n).max(1).values, stable=True)
+    return rows.view(-1, n)[order.to(rows.device)].flatten()

@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from prmrl.config import PPOConfig, RewardConfig, kl_place
+from prmrl.config import PPOConfig, RewardConfig, kl_place, minibatch_unit
 from prmrl.diagnostics import hacking_metrics
 from prmrl.models.factory import frozen_copy
 from prmrl.models.forward import token_logprobs, token_scalars
@@ -40,7 +40,7 @@ from prmrl.prompts import QUESTION_TEMPLATE
 from prmrl.rewards import assemble
 from prmrl.rewards.scorers import ORMReward, PRMReward, SuccessReward
 from prmrl.rl import core, estimators, sharding
-from prmrl.rl.batch import RolloutBatch
+from prmrl.rl.batch import RolloutBatch, by_length, shuffled_rows
 from prmrl.rl.sharding import PARALLEL
 from prmrl.rl.callbacks import Callback, as_callbacks, check_sinks, make_sinks
 from prmrl.rl.checkpoint import (CHECKPOINT_DIR, SHARDED_DIR, TrainingInterrupted, latest_checkpoint, load_checkpoint,
@@ -314,6 +314,11 @@ class PPOTrainer:
     def _micro(self) -> int:
         return self.ppo.micro_batch_size or self.ppo.minibatch_size
 
+    def _share_prompts(self) -> bool:
+        """Forward passes compute each distinct prompt once (``forward.response_logits``): with
+        minibatches of whole prompts (``ppo.minibatch_by``), and not under gradient checkpointing."""
+        return minibatch_unit(self.ppo) == "prompt" and not self.gradient_checkpointing
+
     # ---- phase 1: generate ----------------------------------------------------------------
 
     def generate(self, questions: list[str], golds: list[str]) -> RolloutBatch:
@@ -381,12 +386,18 @@ class PPOTrainer:
             b.old_logprobs = b.response_mask.new_zeros(len(b), T, dtype=torch.float32)
         b.ref_logprobs, b.old_values = (b.response_mask.new_zeros(len(b), T, dtype=torch.float32)
                                         for _ in range(2))
-        for idx in b.chunks(self._micro()):
+        # With minibatches of whole prompts, chunks of whole groups too: each prompt is then
+        # computed once per chunk (share_prompts). (Answer-shuffled runs keep the plain passes.)
+        share = self._share_prompts()
+        chunks = b.group_chunks(self._micro(), p.samples_per_prompt) if share else b.chunks(self._micro())
+        for idx in chunks:
             ids, am, Tc = b.rows(idx)
             with torch.no_grad(), self._autocast():
                 if recompute:
-                    b.old_logprobs[idx, :Tc] = token_logprobs(actor, ids, am, Tc, p.temperature, entropy=False)[0].float()
-                b.ref_logprobs[idx, :Tc] = token_logprobs(self.ref, ids, am, Tc, p.temperature, entropy=False)[0].float()
+                    b.old_logprobs[idx, :Tc] = token_logprobs(actor, ids, am, Tc, p.temperature, entropy=False,
+                                                              share_prompts=share)[0].float()
+                b.ref_logprobs[idx, :Tc] = token_logprobs(self.ref, ids, am, Tc, p.temperature, entropy=False,
+                                                          share_prompts=share)[0].float()
                 if critic is not None:
                     b.old_values[idx, :Tc] = self._values(critic, ids, am, Tc).float()
         b.answer_rewards = assemble.answer_rewards(
@@ -437,12 +448,13 @@ class PPOTrainer:
         if self.critic is not None:
             self.critic.train()
         stats: dict[str, list[float]] = {}
+        n = p.samples_per_prompt if minibatch_unit(p) == "prompt" else 1
         for _ in range(p.ppo_epochs):
-            order = torch.randperm(len(b)).to(self.acc.device)   # the global RNG, checkpointed
+            order = shuffled_rows(len(b), n).to(self.acc.device)   # the global RNG, checkpointed
             for start in range(0, len(b), p.minibatch_size):
                 rows = order[start: start + p.minibatch_size]
                 if len(rows) > self._micro():   # micro-batches of similar lengths: less padding
-                    rows = rows[torch.argsort(b.response_mask[rows].sum(1), stable=True)]
+                    rows = by_length(rows, b.response_mask[rows].sum(1), n)
                 micros = [b.minibatch(rows[i: i + self._micro()]) for i in range(0, len(rows), self._micro())]
                 if train_actor:
                     _add(stats, self._minibatch_step(self.actor, self.actor_opt, micros, self._policy_loss,
@@ -513,7 +525,8 @@ class PPOTrainer:
         processes, plus the k3 KL term when the KL goes in the loss (``config.kl_place``)."""
         p, mask = self.ppo, mb["response_mask"]
         T = mask.shape[1]
-        logprobs, entropy = token_logprobs(self.actor, mb["input_ids"], mb["attention_mask"], T, p.temperature)
+        logprobs, entropy = token_logprobs(self.actor, mb["input_ids"], mb["attention_mask"], T, p.temperature,
+                                           share_prompts=self._share_prompts())
         per_token, st = core.policy_loss_tokens(logprobs, mb["old_logprobs"], mb["advantages"], mask, p.clip_eps)
         out = {"losses/clipfrac": st["clipfrac"], "losses/approx_kl": st["approx_kl"],
                "losses/entropy": core.masked_mean(entropy.detach(), mask)}

@@ -1,0 +1,52 @@
+"""Minibatches of whole groups (ppo.minibatch_by): the row orders, hand-checked, and the
+trainer's micro-batches holding each prompt's answers together."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prmrl.config import ConfigError, load_config, minibatch_unit
+from prmrl.rl.batch import by_length, shuffled_rows
+
+
+def test_shuffled_rows_moves_whole_groups_and_answer_mode_is_randperm():
+    torch.manual_seed(0)
+    groups = torch.randperm(3)
+    torch.manual_seed(0)
+    rows = shuffled_rows(6, 2)
+    assert rows.tolist() == [r for g in groups.tolist() for r in (2 * g, 2 * g + 1)]
+    torch.manual_seed(1)
+    expect = torch.randperm(6)
+    torch.manual_seed(1)
+    assert shuffled_rows(6, 1).tolist() == expect.tolist()   # answer mode: unchanged RNG use
+
+
+def test_by_length_orders_groups_by_their_longest_answer():
+    rows, lengths = torch.tensor([7, 8, 9, 6]), torch.tensor([5, 1, 2, 2])
+    assert by_length(rows, lengths, 2).tolist() == [9, 6, 7, 8]
+    assert by_length(rows, lengths, 1).tolist() == [8, 9, 6, 7]
+
+
+def test_minibatch_unit_auto_and_sizes_must_be_multiples_of_the_group():
+    cfg = load_config(None, ["ppo.advantage=grpo"])
+    assert minibatch_unit(cfg.ppo) == "prompt"
+    assert minibatch_unit(load_config(None, []).ppo) == "answer"
+    with pytest.raises(ConfigError, match="ppo.micro_batch_size: 6 is not a multiple of ppo.samples_per_prompt"):
+        load_config(None, ["ppo.advantage=grpo", "ppo.micro_batch_size=6"])
+    load_config(None, ["ppo.advantage=grpo", "ppo.micro_batch_size=6", "ppo.minibatch_by=answer"])
+
+
+def test_group_chunks_hold_whole_groups():
+    from prmrl.rl.batch import RolloutBatch
+
+    lengths = torch.tensor([3, 1, 5, 2, 4, 4, 1, 1])
+    B, T = len(lengths), 6
+    mask = (torch.arange(T)[None] < lengths[:, None]).long()
+    b = RolloutBatch(input_ids=torch.zeros(B, T, dtype=torch.long), attention_mask=mask, response_mask=mask,
+                     truncated=torch.zeros(B, dtype=torch.bool), questions=[""] * B, golds=[""] * B,
+                     texts=[""] * B, step_texts=[[]] * B, step_end_index=torch.zeros(B, 1, dtype=torch.long),
+                     step_mask=torch.zeros(B, 1, dtype=torch.bool))
+    # groups of 2: longest 3, 5, 4, 1 -> order groups 3, 0, 2, 1
+    assert [c.tolist() for c in b.group_chunks(4, 2)] == [[6, 7, 0, 1], [4, 5, 2, 3]]
+    assert [c.tolist() for c in b.group_chunks(3, 2)] == [c.tolist() for c in b.chunks(3)]
