@@ -14,12 +14,11 @@ actor and critic), and the whole iteration as completions per second. Overrides 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import torch  # noqa: E402
+# OpenMP's wait policy: as the CLI leaves it for one process (the library default); set
+# OMP_WAIT_POLICY=PASSIVE in the environment to measure passive waits.
+import torch
 
 from prmrl.config import load_config  # noqa: E402
 from prmrl.jobs.ppo import build_trainer  # noqa: E402

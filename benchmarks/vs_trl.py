@@ -22,9 +22,11 @@ batch's rows and response-mask tokens, EOS included in both), and where the time
 How the work is matched
 - Policy: the same checkpoint (the cached seed-0 SFT policy of the embedded arithmetic task, or
   ``--policy``), float32, on CPU, ``--threads`` torch threads in every subprocess
-  (``torch.set_num_threads``, OMP_NUM_THREADS, and OMP_WAIT_POLICY=PASSIVE for all three, as
-  prmrl's own benchmarks run; ``--omp-wait-policy``. TRL on a quiet machine, same settings, 3
-  timed cycles: 45.5 completions/s PASSIVE, 44.7 and 47.1 unset, 49.5 ACTIVE).
+  (``torch.set_num_threads``, OMP_NUM_THREADS), OMP_WAIT_POLICY as the environment has it
+  (``--omp-wait-policy inherit``, the default: unset, OpenMP's default, what a user of either
+  library gets and what ``prmrl train`` leaves for one process; PASSIVE or ACTIVE for all three
+  on request; before 2026-12-03 the default was PASSIVE. TRL on a quiet machine, 3 timed
+  cycles: 45.5 completions/s PASSIVE, 44.7 and 47.1 unset, 49.5 ACTIVE).
 - Prompts: the task's ``prompt(q)`` texts as plain text (no chat template, no special tokens
   added: the char tokenizer adds none), the same training questions in the same order (TRL with
   ``shuffle_dataset=False``). Reward: the task's grader, 1 for right, 0 for wrong, None when
@@ -58,6 +60,12 @@ What is not identical
 - AdamW: TRL's TrainingArguments default (optim "adamw_torch_fused", weight decay 0, eps 1e-8);
   prmrl ``torch.optim.AdamW`` (weight decay 0.01, eps 1e-5). Dropout: both as the checkpoint's
   config has it (TRL disable_dropout=False).
+- Minibatches: TRL shuffles the 256 completions one by one before cutting them into the 4
+  steps' batches; prmrl's GRPO mode (``ppo.minibatch_by=auto``: "prompt" for the critic-free
+  estimators, as verl's GRPO mini-batches hold whole groups) shuffles prompts, so each step's 64
+  completions are 16 prompts' groups, and its forward passes compute each prompt once for its 4
+  answers (``share_prompts``; the same numbers up to float rounding). Same number of completions
+  and tokens per step; prmrl PPO shuffles answers one by one, as TRL does.
 - prmrl PPO also trains a critic (a value pass in shape, a value step per minibatch): more work
   than GRPO, compared against TRL's GRPO all the same.
 - Randomness: the samples differ (each framework draws its own), so answer lengths differ a
@@ -257,6 +265,12 @@ def worker_trl(args) -> dict:
 
 # ---- the parent: rounds, subprocesses, table ----------------------------------------------------
 
+def _wait_policy(args) -> str:
+    if args.omp_wait_policy != "inherit":
+        return args.omp_wait_policy
+    return os.environ.get("OMP_WAIT_POLICY") or "unset (OpenMP's default)"
+
+
 def run_one(fw: str, args, policy: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                TOKENIZERS_PARALLELISM="false",
@@ -290,7 +304,7 @@ def table(results: dict[str, list[dict]], args, policy: str, trl_version: str) -
     out = [f"prmrl vs TRL {trl_version} GRPOTrainer: policy {policy}",
            f"{PROMPTS} prompts x {SAMPLES} samples = {PROMPTS * SAMPLES} completions per generation, "
            f"{STEPS} optimizer steps of {MB}, <= {MAX_NEW} new tokens, T = {TEMPERATURE}, beta = {BETA}, "
-           f"lr {LR:g}, CPU float32, {args.threads} thread(s), OMP_WAIT_POLICY {args.omp_wait_policy}; "
+           f"lr {LR:g}, CPU float32, {args.threads} thread(s), OMP_WAIT_POLICY {_wait_policy(args)}; "
            f"{args.warmup} warm-up + {args.cycles} timed cycles per measurement, {rounds} round(s), "
            f"each measurement its own process"]
     hdr = f"{'':<12}{'':<14}" + "".join(f"{'round ' + str(r + 1):>9}" for r in range(rounds)) + \
@@ -333,9 +347,9 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=4, help="timed generation cycles per measurement")
     ap.add_argument("--warmup", type=int, default=1, help="untimed cycles first (at least 1)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
-    ap.add_argument("--omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "inherit"],
-                    help="OMP_WAIT_POLICY of every measurement (as prmrl's own benchmarks run; "
-                         "inherit: leave the environment's)")
+    ap.add_argument("--omp-wait-policy", default="inherit", choices=["PASSIVE", "ACTIVE", "inherit"],
+                    help="OMP_WAIT_POLICY of every measurement (default inherit: the environment's, "
+                         "usually unset: OpenMP's default, as users of both libraries run)")
     ap.add_argument("--policy", help="policy path (default: the cached SFT policy, trained if missing)")
     ap.add_argument("--json", help="write the raw figures here")
     ap.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)

@@ -92,7 +92,8 @@ def reproduce(cfg: Config, seeds: list[int], arms: dict[str, dict], workers: int
     jobs = [(name, seed, arm_config(cfg, arm, seed, orm, prm, out / name / f"seed{seed}"))
             for seed in seeds for name, arm in arms.items()]
     results: dict[str, dict[int, dict]] = {name: {} for name in arms}
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # inherited by the spawned workers
+    if workers > 1:   # processes side by side: OpenMP threads that sleep (inherited by the workers)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = {pool.submit(_run_one, d, sft, d["run"]["out_dir"]): (name, seed) for name, seed, d in jobs}

@@ -117,7 +117,8 @@ def sweep(cfg: Config, job: str, seeds: list[int], threads: list[int], workers: 
                             progress=False)
             jobs.append((seed, t, d))
     t0 = time.time()
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")      # inherited by the spawned workers
+    if workers > 1:   # processes side by side: OpenMP threads that sleep (inherited by the workers)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     runs: list[dict] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         futures = [(seed, t, pool.submit(_run_one, job, d, t)) for seed, t, d in jobs]
