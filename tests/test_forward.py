@@ -196,7 +196,6 @@ def test_shared_prompts_give_the_same_logprobs_entropies_and_grads(setup):
     model, p, r, ids, am, mask, T = setup
     order = torch.tensor([0, 2, 0, 1, 2, 0])     # prompts 0 and 2 repeated, rows interleaved
     ids2, am2 = ids[order], am[order]
-    # the same prompt with other answers: rows 3.. get another response
     m2 = mask[order].float()
     lp, ent = token_logprobs(model, ids2, am2, T)
     lp_s, ent_s = token_logprobs(model, ids2, am2, T, share_prompts=True)

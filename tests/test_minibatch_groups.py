@@ -48,5 +48,5 @@ def test_group_chunks_hold_whole_groups():
                      texts=[""] * B, step_texts=[[]] * B, step_end_index=torch.zeros(B, 1, dtype=torch.long),
                      step_mask=torch.zeros(B, 1, dtype=torch.bool))
     # groups of 2: longest 3, 5, 4, 1 -> order groups 3, 0, 2, 1
-    assert [c.tolist() for c in b.group_chunks(4, 2)] == [[6, 7, 0, 1], [4, 5, 2, 3]]
-    assert [c.tolist() for c in b.group_chunks(3, 2)] == [c.tolist() for c in b.chunks(3)]
+    assert [c.tolist() for c in b.chunks(4, 2)] == [[6, 7, 0, 1], [4, 5, 2, 3]]
+    assert [c.tolist() for c in b.chunks(3, 2)] == [c.tolist() for c in b.chunks(3)]

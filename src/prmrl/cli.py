@@ -24,8 +24,8 @@ from pathlib import Path
 
 # OpenMP's wait policy, read once when torch loads (through prmrl.config below). One process:
 # the library's default (threads spin a moment between parallel regions, then sleep), which
-# the loop's many small operations need: GRPO iterations 10-31% faster than with passive waits
-# (4 alternating pairs, 2 cores). Several processes on the node (torchrun / accelerate):
+# the loop's many small operations need: GRPO iterations 1-31% faster than with passive waits
+# (`benchmarks/bench_ppo.py ppo.advantage=grpo`, 7 alternating pairs, 2 cores). Several processes on the node (torchrun / accelerate):
 # threads that sleep at once, since spinning threads of two processes slow each other down
 # several-fold on a small CPU. Sweeps and the ablation set it for their workers when they run
 # several at a time. An OMP_WAIT_POLICY already set wins.

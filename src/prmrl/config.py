@@ -202,7 +202,8 @@ class PPOConfig:
     minibatch_by: str = "auto"
     """how the update's minibatches are drawn: "answer" (answers shuffled one by one), "prompt"
     (a prompt's answers shuffled together and kept in one minibatch and micro-batch, whose
-    prompts are then computed once: 1.3x fewer tokens per pass on the embedded task, measured);
+    prompts are then computed once: forward + backward of a 256-answer rollout batch 1.54 -> 1.35 s
+    on the embedded task, median of 6);
     "auto": "prompt" for the critic-free estimators (as verl's GRPO mini-batches hold whole
     groups), "answer" for gae. "prompt" needs minibatch_size and micro_batch_size multiples of
     samples_per_prompt"""

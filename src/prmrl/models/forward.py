@@ -59,8 +59,9 @@ def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     response) as rows: each distinct prompt is run once (its KV cache then indexed out to its
     rows) and the responses run on top of it, as generation does; the same logits up to float
     rounding, and gradients flow into the shared prompt pass. RL batches hold ``n`` answers
-    per prompt, and the prompt is ~40% of the tokens on the embedded task, so a micro-batch of
-    whole groups computes ~30% fewer tokens. Not with gradient checkpointing (transformers then
+    per prompt, so a micro-batch of whole groups runs each prompt once instead of ``n`` times
+    (embedded task, forward + backward of 256 answers in micro-batches of 16: 1.54 -> 1.35 s,
+    median of 6). Not with gradient checkpointing (transformers then
     turns the cache off)."""
     P = input_ids.shape[1] - n_response
     if share_prompts and P > 0 and n_response > 0 and not _checkpointing(model):
@@ -73,11 +74,17 @@ def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return out.logits[:, :-1]
 
 
+def cache_kwarg(model) -> str:
+    """The name ``model.forward`` takes its KV cache by: transformers 5 names it ``cache``
+    (``past_key_values`` is deprecated there)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _shared_prompt_logits(model, input_ids, attention_mask, P: int, uniq: torch.Tensor,
                           inv: torch.Tensor) -> torch.Tensor:
     from transformers import DynamicCache
 
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    cache_kw = cache_kwarg(model)
     ids_u, mask_u = uniq[:, :P], uniq[:, P:].to(attention_mask.dtype)
     cache = DynamicCache()
     first = model(input_ids=ids_u, attention_mask=mask_u, position_ids=position_ids_from_mask(mask_u),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -90,10 +89,9 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
       decoding padding until the longest row ends;
     - tokens go straight into one preallocated tensor: no per-token Python work.
     """
-    from prmrl.models.forward import position_ids_from_mask
+    from prmrl.models.forward import cache_kwarg, position_ids_from_mask
 
-    # transformers 5 names the KV-cache argument `cache` (`past_key_values` is deprecated there).
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    cache_kw = cache_kwarg(model)
     total = len(prompts)
     budget = [budgets] * total if isinstance(budgets, int) else list(budgets)
     if len(budget) != total:

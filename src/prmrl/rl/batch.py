@@ -78,23 +78,15 @@ class RolloutBatch:
                if self.returns is not None else {}),
         }
 
-    def chunks(self, size: int) -> list[torch.Tensor]:
+    def chunks(self, size: int, n: int = 1) -> list[torch.Tensor]:
         """Row indices in chunks of ``size``, rows of similar length together (for inference
-        passes, where the grouping changes nothing but the padding computed)."""
-        order = torch.argsort(self.response_mask.sum(1), stable=True)
+        passes, where the grouping changes nothing but the padding computed). With ``n`` > 1
+        (and ``size`` a multiple of it) chunks of whole groups, rows ``g*n .. g*n+n-1`` (a
+        prompt's answers, as generated): a chunk's prompts are then computed once each
+        (``share_prompts``)."""
+        rows = torch.arange(len(self), device=self.response_mask.device)
+        order = by_length(rows, self.response_mask.sum(1), n if size % n == 0 else 1)
         return [order[i:i + size] for i in range(0, len(order), size)]
-
-    def group_chunks(self, size: int, n: int) -> list[torch.Tensor]:
-        """Row indices in chunks of ``size`` made of whole groups (rows ``g*n .. g*n+n-1``, a
-        prompt's answers, as generated), groups of similar longest answer together: a chunk's
-        prompts are then computed once each (``share_prompts``). Plain :meth:`chunks` when
-        ``size`` is not a multiple of ``n`` or the rows are not whole groups."""
-        if n < 2 or size % n or len(self) % n:
-            return self.chunks(size)
-        groups = self.response_mask.sum(1).view(-1, n).max(1).values
-        order = torch.argsort(groups, stable=True)
-        rows = (order[:, None] * n + torch.arange(n, device=order.device)).flatten()
-        return [rows[i:i + size] for i in range(0, len(rows), size)]
 
 
 def shuffled_rows(n_rows: int, n: int = 1) -> torch.Tensor:

@@ -389,8 +389,7 @@ class PPOTrainer:
         # With minibatches of whole prompts, chunks of whole groups too: each prompt is then
         # computed once per chunk (share_prompts). (Answer-shuffled runs keep the plain passes.)
         share = self._share_prompts()
-        chunks = b.group_chunks(self._micro(), p.samples_per_prompt) if share else b.chunks(self._micro())
-        for idx in chunks:
+        for idx in b.chunks(self._micro(), p.samples_per_prompt if share else 1):
             ids, am, Tc = b.rows(idx)
             with torch.no_grad(), self._autocast():
                 if recompute:
