@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prmrl.config import ConfigError, load_config, minibatch_unit
+from prmrl.config import ConfigError, load_config, micro_batch, minibatch_unit
 from prmrl.rl.batch import by_length, shuffled_rows
 
 
@@ -32,9 +32,18 @@ def test_minibatch_unit_auto_and_sizes_must_be_multiples_of_the_group():
     cfg = load_config(None, ["ppo.advantage=grpo"])
     assert minibatch_unit(cfg.ppo) == "prompt"
     assert minibatch_unit(load_config(None, []).ppo) == "answer"
-    with pytest.raises(ConfigError, match="ppo.micro_batch_size: 6 is not a multiple of ppo.samples_per_prompt"):
-        load_config(None, ["ppo.advantage=grpo", "ppo.micro_batch_size=6"])
-    load_config(None, ["ppo.advantage=grpo", "ppo.micro_batch_size=6", "ppo.minibatch_by=answer"])
+    # auto with a minibatch that cannot hold whole groups: answer by answer, not an error
+    odd = load_config(None, ["ppo.advantage=grpo", "ppo.samples_per_prompt=3"])   # 64 % 3 = 1
+    assert minibatch_unit(odd.ppo) == "answer" and micro_batch(odd.ppo) == 16
+    with pytest.raises(ConfigError, match="ppo.minibatch_size: 64 is not a multiple of ppo.samples_per_prompt"):
+        load_config(None, ["ppo.advantage=grpo", "ppo.samples_per_prompt=3", "ppo.minibatch_by=prompt"])
+    # the micro-batch is a memory knob: rounded down to whole groups, at least one
+    three = load_config(None, ["ppo.advantage=grpo", "ppo.samples_per_prompt=3", "ppo.minibatch_size=48"])
+    assert minibatch_unit(three.ppo) == "prompt" and micro_batch(three.ppo) == 15
+    two = load_config(None, ["ppo.advantage=grpo", "ppo.micro_batch_size=3", "ppo.samples_per_prompt=4"])
+    assert micro_batch(two.ppo) == 4
+    assert micro_batch(load_config(None, ["ppo.micro_batch_size=6"]).ppo) == 6      # gae: as set
+    assert micro_batch(load_config(None, ["ppo.micro_batch_size=null"]).ppo) == 64  # None: the minibatch
 
 
 def test_group_chunks_hold_whole_groups():

@@ -205,8 +205,9 @@ class PPOConfig:
     prompts are then computed once: forward + backward of a 256-answer rollout batch 1.54 -> 1.35 s
     on the embedded task, median of 6);
     "auto": "prompt" for the critic-free estimators (as verl's GRPO mini-batches hold whole
-    groups), "answer" for gae. "prompt" needs minibatch_size and micro_batch_size multiples of
-    samples_per_prompt"""
+    groups) when minibatch_size is a multiple of samples_per_prompt, else "answer"; "answer" for
+    gae. "prompt" needs minibatch_size a multiple of samples_per_prompt, and rounds the
+    micro-batch down to whole groups (16 answers with groups of 3: 15)"""
     micro_batch_size: int | None = 16
     """answers per forward / backward pass (gradients accumulate over a minibatch's micro-batches,
     and the no-grad passes run in chunks of it); None: minibatch_size. The update is the same up
@@ -652,23 +653,33 @@ def check_ppo(ppo: "PPOConfig") -> None:
             "advantages become its noise scaled to +-1 (measured: actor gradient norms up to 3,131 "
             "and greedy accuracy 0.456 -> 0.390 in 20 iterations); use ppo.kl_mode=loss (what "
             "'auto' gives grpo) or ppo.scale_rewards=false")
-    if minibatch_unit(ppo) == "prompt":
-        n = ppo.samples_per_prompt
-        for key in ("minibatch_size", "micro_batch_size"):
-            size = getattr(ppo, key)
-            if size is not None and size % n:
-                raise ConfigError(
-                    f"ppo.{key}: {size} is not a multiple of ppo.samples_per_prompt ({n}); "
-                    f"ppo.minibatch_by='{ppo.minibatch_by}' keeps a prompt's answers together "
-                    f"(set ppo.minibatch_by=answer, or a multiple of {n})")
+    n = ppo.samples_per_prompt
+    if ppo.minibatch_by == "prompt" and ppo.minibatch_size % n:
+        raise ConfigError(
+            f"ppo.minibatch_size: {ppo.minibatch_size} is not a multiple of ppo.samples_per_prompt ({n}); "
+            f"ppo.minibatch_by='prompt' keeps a prompt's answers in one minibatch "
+            f"(set a multiple of {n}, or ppo.minibatch_by=auto / answer)")
 
 
 def minibatch_unit(ppo: "PPOConfig") -> str:
-    """``ppo.minibatch_by`` with "auto" resolved: "prompt" for the critic-free estimators,
-    "answer" for gae."""
+    """``ppo.minibatch_by`` with "auto" resolved: "prompt" for the critic-free estimators when
+    ``minibatch_size`` holds whole groups, "answer" otherwise (and for gae)."""
     if ppo.minibatch_by != "auto":
         return ppo.minibatch_by
-    return "answer" if ppo.advantage == "gae" else "prompt"
+    if ppo.advantage == "gae" or ppo.minibatch_size % ppo.samples_per_prompt:
+        return "answer"
+    return "prompt"
+
+
+def micro_batch(ppo: "PPOConfig") -> int:
+    """Answers per forward / backward pass: ``micro_batch_size`` (None: ``minibatch_size``),
+    with minibatches of whole prompts rounded down to whole groups (at least one). Micro-batches
+    change nothing but memory and float rounding, so the rounding is not an error."""
+    size = ppo.micro_batch_size or ppo.minibatch_size
+    if minibatch_unit(ppo) == "prompt":
+        n = ppo.samples_per_prompt
+        size = max(n, size - size % n)
+    return size
 
 
 def kl_place(ppo: "PPOConfig") -> str:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from prmrl.config import PPOConfig, RewardConfig, kl_place, minibatch_unit
+from prmrl.config import PPOConfig, RewardConfig, kl_place, micro_batch, minibatch_unit
 from prmrl.diagnostics import hacking_metrics
 from prmrl.models.factory import frozen_copy
 from prmrl.models.forward import token_logprobs, token_scalars
@@ -312,7 +312,7 @@ class PPOTrainer:
                 m.to(device)
 
     def _micro(self) -> int:
-        return self.ppo.micro_batch_size or self.ppo.minibatch_size
+        return micro_batch(self.ppo)
 
     def _share_prompts(self) -> bool:
         """Forward passes compute each distinct prompt once (``forward.response_logits``): with
