@@ -89,10 +89,10 @@ def main() -> int:
     if args.from_json:
         report = json.loads(Path(args.from_json).read_text())
     else:
-        from prmrl.config import load_config
+        from prmrl.config import COMMAND_DEFAULTS, load_config
         from prmrl.jobs.sweep import format_sweep, parse_ints, sweep
 
-        cfg = load_config(None, [f"run.out_dir={args.out_dir}"])
+        cfg = load_config(None, [f"run.out_dir={args.out_dir}"], base=COMMAND_DEFAULTS["demo"])  # as `prmrl demo`
         report = sweep(cfg, "demo", parse_ints(args.seeds), parse_ints(args.threads, "--threads"),
                        workers=args.workers)
         print(format_sweep(report))

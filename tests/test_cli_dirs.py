@@ -57,3 +57,21 @@ def test_a_command_refuses_a_folder_another_process_writes_into(tmp_path, capsys
         assert main(["eval", "--policy", "p", f"run.out_dir={tmp_path / 'busy'}"]) == 2
     assert "a run is writing into this folder" in capsys.readouterr().err
     assert not (tmp_path / "busy" / "eval.json").exists()
+
+
+def test_the_demo_runs_grpo_unless_told_otherwise(tmp_path, monkeypatch):
+    """`prmrl demo`'s own defaults (config.COMMAND_DEFAULTS) sit below a YAML file and overrides,
+    and other commands keep the sections' defaults; --help shows the command's."""
+    from prmrl.cli import config_help
+
+    monkeypatch.chdir(tmp_path)
+    demo = _config(_args("demo")).ppo
+    assert (demo.advantage, demo.actor_lr) == ("grpo", 2e-4)
+    train = _config(_args("train")).ppo
+    assert (train.advantage, train.actor_lr) == ("gae", 1e-4)
+    assert _config(_args("demo", "ppo.advantage=gae")).ppo.advantage == "gae"
+    (tmp_path / "c.yaml").write_text("ppo:\n  actor_lr: 3.0e-4\n")
+    from_file = _config(_args("demo", config=str(tmp_path / "c.yaml"))).ppo
+    assert (from_file.advantage, from_file.actor_lr) == ("grpo", 3e-4)
+    assert "ppo.advantage (str) ['grpo']" in config_help(["ppo"], "demo")
+    assert "ppo.advantage (str) ['gae']" in config_help(["ppo"], "train")

@@ -1,6 +1,6 @@
 """The `prmrl` command line.
 
-    prmrl demo [--seeds 0-3 --threads 1,2]   SFT -> PPO (success reward) -> before/after evaluation
+    prmrl demo [--seeds 0-3 --threads 1,2]   SFT -> GRPO (success reward) -> before/after evaluation
     prmrl sft     [--config F] [k=v ...]
     prmrl train   [--config F] [k=v ...]   PPO; reward terms from the reward.* section
     prmrl eval    --policy PATH [--config F] [k=v ...]
@@ -32,7 +32,7 @@ from pathlib import Path
 if int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1) > 1:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from prmrl.config import Config, ConfigError, RunConfig, load_config  # noqa: E402
+from prmrl.config import COMMAND_DEFAULTS, Config, ConfigError, RunConfig, load_config  # noqa: E402
 
 COMMANDS = {}
 
@@ -45,7 +45,7 @@ def command(name: str, help: str):
 
 
 def _config(args, extra: list[str] | None = None) -> Config:
-    cfg = load_config(args.config, (extra or []) + list(args.overrides))
+    cfg = load_config(args.config, (extra or []) + list(args.overrides), base=COMMAND_DEFAULTS.get(args.command))
     if cfg.run.out_dir == RunConfig.out_dir and not _out_dir_given(args):
         # Each command's run in its own folder unless one was given: runs/<command>, or
         # runs/<command>-2, -3, ... when that holds a run already (a rerun never mixes its
@@ -82,7 +82,7 @@ def _out_dir_given(args) -> bool:
     return "out_dir" in (data.get("run") or {})
 
 
-@command("demo", "the embedded pipeline end to end: SFT, PPO with the success reward, evaluation")
+@command("demo", "the embedded pipeline end to end: SFT, RL with the success reward (GRPO; ppo.advantage=gae: PPO with a critic), evaluation")
 def cmd_demo(args) -> int:
     from prmrl.jobs.common import format_table
     from prmrl.jobs.demo import demo
@@ -272,13 +272,14 @@ SECTIONS = {
 }
 
 
-def config_help(sections: list[str]) -> str:
-    """The config fields of ``sections``: key, type, default and the field's docstring."""
+def config_help(sections: list[str], command: str = "") -> str:
+    """The config fields of ``sections``: key, type, default (``command``'s) and the field's
+    docstring."""
     import dataclasses
     import textwrap
     import typing
 
-    from prmrl.config import CHOICES, RANGES, field_help
+    from prmrl.config import CHOICES, RANGES, command_default, field_help
 
     lines = ["config keys (section.key=value; defaults in brackets, then the allowed values):"]
     for section in sections:
@@ -288,7 +289,7 @@ def config_help(sections: list[str]) -> str:
         for f in dataclasses.fields(cls):
             key = f"{section}.{f.name}"
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            shown = "runs/<command>" if key == "run.out_dir" else repr(default)
+            shown = "runs/<command>" if key == "run.out_dir" else repr(command_default(command, key, default))
             tp = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
             allowed = (f" in {RANGES[key]}" if key in RANGES else
                        f" one of {', '.join(CHOICES[key])}" if key in CHOICES else "")
@@ -306,7 +307,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prmrl", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (fn, help) in COMMANDS.items():
-        epilog = config_help(SECTIONS[name]) if name == asked and SECTIONS.get(name) else None
+        epilog = config_help(SECTIONS[name], name) if name == asked and SECTIONS.get(name) else None
         p = sub.add_parser(name, help=help, description=help, epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == "check-config":

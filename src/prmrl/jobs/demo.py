@@ -1,4 +1,5 @@
-"""`prmrl demo`: SFT, then PPO with the success reward, then evaluation before and after."""
+"""`prmrl demo`: SFT, then RL with the success reward, then evaluation before and after. The
+command runs GRPO (``config.COMMAND_DEFAULTS``); ``ppo.advantage=gae`` runs PPO with a critic."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from prmrl.tasks import make_task
 
 
 def demo(cfg: Config) -> dict:
-    """SFT, then PPO with the success reward, then evaluation before and after."""
+    """SFT, then RL (``cfg.ppo``) with the success reward, then evaluation before and after."""
     from prmrl.models.factory import load_policy, load_tokenizer
 
     t0 = time.time()
