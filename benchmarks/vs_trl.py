@@ -61,11 +61,11 @@ What is not identical
   prmrl ``torch.optim.AdamW`` (weight decay 0.01, eps 1e-5). Dropout: both as the checkpoint's
   config has it (TRL disable_dropout=False).
 - Minibatches: TRL shuffles the 256 completions one by one before cutting them into the 4
-  steps' batches; prmrl's GRPO mode (``ppo.minibatch_by=auto``: "prompt" for the critic-free
-  estimators, as verl's GRPO mini-batches hold whole groups) shuffles prompts, so each step's 64
-  completions are 16 prompts' groups, and its forward passes compute each prompt once for its 4
-  answers (``share_prompts``; the same numbers up to float rounding). Same number of completions
-  and tokens per step; prmrl PPO shuffles answers one by one, as TRL does.
+  steps' batches; prmrl (``ppo.minibatch_by=auto``: "prompt", as verl's mini-batches hold
+  whole groups) shuffles prompts, so each step's 64 completions are 16 prompts' groups, and its
+  forward passes (actor, critic, reference) compute each prompt once for its 4 answers
+  (``share_prompts``; the same numbers up to float rounding). Same number of completions and
+  tokens per step.
 - prmrl PPO also trains a critic (a value pass in shape, a value step per minibatch): more work
   than GRPO, compared against TRL's GRPO all the same.
 - Randomness: the samples differ (each framework draws its own), so answer lengths differ a

@@ -225,3 +225,37 @@ def test_shared_prompts_call_the_model_on_distinct_prompts_only(setup, monkeypat
     calls.clear()
     token_logprobs(model, ids, am, T, share_prompts=True)   # no prompt repeated: one plain pass
     assert calls == [(3, P + T)]
+
+
+def test_shared_prompts_give_the_critics_values_and_grads(setup, monkeypatch):
+    """The critic's values (a token classifier's scalar head) read at the states the response
+    tokens were sampled in: with share_prompts the distinct prompts run once and the values and
+    gradients are those of the plain pass; rows in any order."""
+    from prmrl.models.factory import critic_from_policy
+    from prmrl.models.forward import response_scalars, token_scalars
+
+    model, p, r, ids, am, mask, T = setup
+    critic = critic_from_policy(model).eval()
+    torch.manual_seed(0)
+    torch.nn.init.normal_(critic.score.weight, std=0.5)      # a zero head would make all values 0
+    order = torch.tensor([1, 0, 1, 2, 0, 1])
+    ids2, am2, m2 = ids[order], am[order], mask[order].float()
+    plain = response_scalars(critic, ids2, am2, T)
+    torch.testing.assert_close(plain, token_scalars(critic, ids2, am2)[:, -T - 1: -1])
+    calls = []
+    real = type(critic).forward
+
+    @functools.wraps(real)
+    def spy(self, *args, **kwargs):
+        calls.append(tuple(kwargs["input_ids"].shape))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(critic), "forward", spy)
+    shared = response_scalars(critic, ids2, am2, T, share_prompts=True)
+    assert calls == [(3, ids.shape[1] - T), (6, T)]
+    assert shared.dtype == torch.float32 and shared.shape == (6, T)
+    torch.testing.assert_close(shared * m2, plain * m2, atol=1e-5, rtol=1e-5)
+    g, g_s = grads(critic, (plain * m2).sum()), grads(critic, (shared * m2).sum())
+    assert g.keys() == g_s.keys() and any(v.abs().sum() > 0 for v in g.values())
+    for name in g:   # values of order 1 (the random head): float rounding up to ~3e-5
+        torch.testing.assert_close(g_s[name], g[name], atol=1e-4, rtol=1e-4)

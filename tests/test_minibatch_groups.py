@@ -31,7 +31,8 @@ def test_by_length_orders_groups_by_their_longest_answer():
 def test_minibatch_unit_auto_and_sizes_must_be_multiples_of_the_group():
     cfg = load_config(None, ["ppo.advantage=grpo"])
     assert minibatch_unit(cfg.ppo) == "prompt"
-    assert minibatch_unit(load_config(None, []).ppo) == "answer"
+    assert minibatch_unit(load_config(None, []).ppo) == "prompt"               # gae too
+    assert minibatch_unit(load_config(None, ["ppo.minibatch_by=answer"]).ppo) == "answer"
     # auto with a minibatch that cannot hold whole groups: answer by answer, not an error
     odd = load_config(None, ["ppo.advantage=grpo", "ppo.samples_per_prompt=3"])   # 64 % 3 = 1
     assert minibatch_unit(odd.ppo) == "answer" and micro_batch(odd.ppo) == 16
@@ -42,7 +43,8 @@ def test_minibatch_unit_auto_and_sizes_must_be_multiples_of_the_group():
     assert minibatch_unit(three.ppo) == "prompt" and micro_batch(three.ppo) == 15
     two = load_config(None, ["ppo.advantage=grpo", "ppo.micro_batch_size=3", "ppo.samples_per_prompt=4"])
     assert micro_batch(two.ppo) == 4
-    assert micro_batch(load_config(None, ["ppo.micro_batch_size=6"]).ppo) == 6      # gae: as set
+    assert micro_batch(load_config(None, ["ppo.micro_batch_size=6", "ppo.minibatch_by=answer"]).ppo) == 6
+    assert micro_batch(load_config(None, ["ppo.micro_batch_size=6"]).ppo) == 4
     assert micro_batch(load_config(None, ["ppo.micro_batch_size=null"]).ppo) == 64  # None: the minibatch
 
 

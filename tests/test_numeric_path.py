@@ -106,8 +106,12 @@ def test_micro_batches_give_the_minibatch_update(policy, advantage):
 
 
 def test_gradient_checkpointing_gives_the_same_update(policy):
-    tr_plain = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL))
-    tr_gc = PPOTrainer(str(policy), task=task(), ppo=PPOConfig(**SMALL), gradient_checkpointing=True)
+    # answer by answer: under checkpointing the passes never share prompts (the cache is off),
+    # and the shared pass's float rounding, through Adam's normalisation, moves rarely used
+    # embedding rows by ~5e-6 (tests/test_forward.py compares the two passes' gradients)
+    ppo = PPOConfig(**SMALL, minibatch_by="answer")
+    tr_plain = PPOTrainer(str(policy), task=task(), ppo=ppo)
+    tr_gc = PPOTrainer(str(policy), task=task(), ppo=ppo, gradient_checkpointing=True)
     assert tr_gc.actor.is_activation_checkpointing and not tr_plain.actor.is_activation_checkpointing
     out = []
     for tr in (tr_plain, tr_gc):

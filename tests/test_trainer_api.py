@@ -219,17 +219,18 @@ def test_resume_with_other_settings_is_refused_and_iterations_may_grow(policy, t
     assert longer.fit(resume=True)["last"]["iteration"] == 2
 
 
-@pytest.mark.parametrize("advantage, whole_groups", [("grpo", True), ("gae", False)])
-def test_critic_free_micro_batches_hold_whole_groups(policy, monkeypatch, advantage, whole_groups):
-    """ppo.minibatch_by=auto: a prompt's answers stay in one micro-batch for the critic-free
-    estimators (so its prompt is computed once); gae keeps answers shuffled one by one."""
+@pytest.mark.parametrize("advantage, by, whole_groups", [("grpo", "auto", True), ("gae", "auto", True),
+                                                        ("gae", "answer", False)])
+def test_micro_batches_hold_whole_groups(policy, monkeypatch, advantage, by, whole_groups):
+    """ppo.minibatch_by=auto: a prompt's answers stay in one micro-batch (so its prompt is
+    computed once), for every estimator; "answer" shuffles them one by one."""
     from prmrl.rl.batch import RolloutBatch
 
     seen = []
     real = RolloutBatch.minibatch
     monkeypatch.setattr(RolloutBatch, "minibatch", lambda self, idx: seen.append(idx.tolist()) or real(self, idx))
     ppo = PPOConfig(**{**SMALL, "iterations": 3, "prompts_per_iteration": 4, "samples_per_prompt": 4,
-                       "minibatch_size": 8, "micro_batch_size": 4}, advantage=advantage)
+                       "minibatch_size": 8, "micro_batch_size": 4}, advantage=advantage, minibatch_by=by)
     torch.manual_seed(0)
     PPOTrainer(str(policy), task=task(), ppo=ppo).fit()
     assert seen and all(len(rows) == 4 for rows in seen)

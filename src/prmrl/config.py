@@ -202,12 +202,14 @@ class PPOConfig:
     minibatch_by: str = "auto"
     """how the update's minibatches are drawn: "answer" (answers shuffled one by one), "prompt"
     (a prompt's answers shuffled together and kept in one minibatch and micro-batch, whose
-    prompts are then computed once: forward + backward of a 256-answer rollout batch 1.54 -> 1.35 s
-    on the embedded task, median of 6);
-    "auto": "prompt" for the critic-free estimators (as verl's GRPO mini-batches hold whole
-    groups) when minibatch_size is a multiple of samples_per_prompt, else "answer"; "answer" for
-    gae. "prompt" needs minibatch_size a multiple of samples_per_prompt, and rounds the
-    micro-batch down to whole groups (16 answers with groups of 3: 15)"""
+    prompts are then computed once, in the actor's, the critic's and the reference's passes:
+    PPO's shape + update 4.9 -> 3.9-4.5 s (bench_ppo.py, one run against two) and GRPO's
+    forward + backward 1.54 -> 1.35 s per
+    256-answer batch on the embedded task; as verl's mini-batches hold whole groups);
+    "auto": "prompt" when minibatch_size is a multiple of samples_per_prompt, else "answer".
+    "prompt" needs minibatch_size a multiple of samples_per_prompt, and rounds the micro-batch
+    down to whole groups (16 answers with groups of 3: 15). Before 2026-12-03 gae drew answer by
+    answer (ppo.minibatch_by=answer redoes such runs)"""
     micro_batch_size: int | None = 16
     """answers per forward / backward pass (gradients accumulate over a minibatch's micro-batches,
     and the no-grad passes run in chunks of it); None: minibatch_size. The update is the same up
@@ -662,13 +664,11 @@ def check_ppo(ppo: "PPOConfig") -> None:
 
 
 def minibatch_unit(ppo: "PPOConfig") -> str:
-    """``ppo.minibatch_by`` with "auto" resolved: "prompt" for the critic-free estimators when
-    ``minibatch_size`` holds whole groups, "answer" otherwise (and for gae)."""
+    """``ppo.minibatch_by`` with "auto" resolved: "prompt" when ``minibatch_size`` holds whole
+    groups, else "answer"."""
     if ppo.minibatch_by != "auto":
         return ppo.minibatch_by
-    if ppo.advantage == "gae" or ppo.minibatch_size % ppo.samples_per_prompt:
-        return "answer"
-    return "prompt"
+    return "answer" if ppo.minibatch_size % ppo.samples_per_prompt else "prompt"
 
 
 def micro_batch(ppo: "PPOConfig") -> int:

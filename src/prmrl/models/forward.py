@@ -51,6 +51,18 @@ def token_scalars(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
     return out.logits[..., 0].float()
 
 
+def response_scalars(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
+                     share_prompts: bool = False) -> torch.Tensor:
+    """(B, n_response) float32 scalar head output (a critic's values) at the positions whose
+    logits predict the last ``n_response`` tokens: the state each response token was sampled in.
+    ``share_prompts`` as in :func:`response_logits` (each distinct prompt run once)."""
+    P = input_ids.shape[1] - n_response
+    shared = _shared_prompts(model, input_ids, attention_mask, P, n_response, share_prompts)
+    if shared is not None:
+        return _shared_prompt_pass(model, input_ids, attention_mask, P, *shared)[..., 0].float()
+    return token_scalars(model, input_ids, attention_mask)[:, P - 1: -1]
+
+
 def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_response: int,
                     share_prompts: bool = False) -> torch.Tensor:
     """(B, n_response, V) logits predicting each of the last ``n_response`` tokens of each row.
@@ -64,11 +76,9 @@ def response_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     median of 6). Not with gradient checkpointing (transformers then
     turns the cache off)."""
     P = input_ids.shape[1] - n_response
-    if share_prompts and P > 0 and n_response > 0 and not _checkpointing(model):
-        prompts = torch.cat([input_ids[:, :P], attention_mask[:, :P].to(input_ids.dtype)], dim=1)
-        uniq, inv = torch.unique(prompts, dim=0, return_inverse=True)
-        if 2 * len(uniq) <= len(input_ids):
-            return _shared_prompt_logits(model, input_ids, attention_mask, P, uniq, inv)
+    shared = _shared_prompts(model, input_ids, attention_mask, P, n_response, share_prompts)
+    if shared is not None:
+        return _shared_prompt_pass(model, input_ids, attention_mask, P, *shared, logits_to_keep=1)
     out = model(input_ids=input_ids, attention_mask=attention_mask,
                 position_ids=position_ids_from_mask(attention_mask), logits_to_keep=n_response + 1)
     return out.logits[:, :-1]
@@ -80,15 +90,29 @@ def cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _shared_prompt_logits(model, input_ids, attention_mask, P: int, uniq: torch.Tensor,
-                          inv: torch.Tensor) -> torch.Tensor:
+def _shared_prompts(model, input_ids, attention_mask, P: int, n_response: int, share: bool):
+    """(distinct prompts with their masks, row -> prompt index) when sharing pays (at most half
+    as many distinct prompts as rows), else None."""
+    if not (share and P > 0 and n_response > 0 and not _checkpointing(model)):
+        return None
+    prompts = torch.cat([input_ids[:, :P], attention_mask[:, :P].to(input_ids.dtype)], dim=1)
+    uniq, inv = torch.unique(prompts, dim=0, return_inverse=True)
+    return (uniq, inv) if 2 * len(uniq) <= len(input_ids) else None
+
+
+def _shared_prompt_pass(model, input_ids, attention_mask, P: int, uniq: torch.Tensor,
+                        inv: torch.Tensor, **head_kwargs) -> torch.Tensor:
+    """The model's head output (logits, or a critic's scalars) at the last prompt position and
+    the response positions but the last: the distinct prompts once, their KV cache indexed out
+    to the rows, the responses on top. ``logits_to_keep=1`` for a causal LM's prompt pass (a
+    token classifier computes every position and takes no such argument)."""
     from transformers import DynamicCache
 
     cache_kw = cache_kwarg(model)
     ids_u, mask_u = uniq[:, :P], uniq[:, P:].to(attention_mask.dtype)
     cache = DynamicCache()
     first = model(input_ids=ids_u, attention_mask=mask_u, position_ids=position_ids_from_mask(mask_u),
-                  use_cache=True, logits_to_keep=1, **{cache_kw: cache}).logits      # (U, 1, V)
+                  use_cache=True, **head_kwargs, **{cache_kw: cache}).logits[:, -1:]  # (U, 1, ...)
     cache.batch_select_indices(inv)                                                  # (B, ...)
     out = model(input_ids=input_ids[:, P:], attention_mask=attention_mask,
                 position_ids=position_ids_from_mask(attention_mask)[:, P:], use_cache=True,

@@ -34,7 +34,7 @@ import torch
 from prmrl.config import PPOConfig, RewardConfig, kl_place, micro_batch, minibatch_unit
 from prmrl.diagnostics import hacking_metrics
 from prmrl.models.factory import frozen_copy
-from prmrl.models.forward import token_logprobs, token_scalars
+from prmrl.models.forward import response_scalars, token_logprobs
 from prmrl.models.sampler import generate
 from prmrl.prompts import QUESTION_TEMPLATE
 from prmrl.rewards import assemble
@@ -398,7 +398,7 @@ class PPOTrainer:
                 b.ref_logprobs[idx, :Tc] = token_logprobs(self.ref, ids, am, Tc, p.temperature, entropy=False,
                                                           share_prompts=share)[0].float()
                 if critic is not None:
-                    b.old_values[idx, :Tc] = self._values(critic, ids, am, Tc).float()
+                    b.old_values[idx, :Tc] = response_scalars(critic, ids, am, Tc, share)
         b.answer_rewards = assemble.answer_rewards(
             b.success_scores, b.orm_scores, success_weight=r.success_weight,
             orm_alpha=r.orm_alpha, unscorable_reward=r.unscorable_reward)
@@ -543,16 +543,13 @@ class PPOTrainer:
     def _value_loss(self, mb: dict, norms: dict) -> tuple[torch.Tensor, dict]:
         """The clipped value loss of one micro-batch, as its share of the minibatch's token mean."""
         mask = mb["response_mask"]
-        values = self._values(self.critic, mb["input_ids"], mb["attention_mask"], mask.shape[1])
+        # V(s_t) for response token t is read at the position before it (the state it was
+        # sampled in), the same positions whose logits give the token's log-prob.
+        values = response_scalars(self.critic, mb["input_ids"], mb["attention_mask"], mask.shape[1],
+                                  self._share_prompts())
         per_token, st = core.value_loss_tokens(values.float(), mb["old_values"], mb["returns"], mask,
                                                self.ppo.value_clip_eps)
         return per_token.sum() / max(norms["local"][0], 1.0), {"losses/value_clipfrac": st["clipfrac"]}
-
-    @staticmethod
-    def _values(critic, input_ids, attention_mask, T: int) -> torch.Tensor:
-        # V(s_t) for response token t is read at the position before it (the state it was
-        # sampled in), the same positions whose logits give the token's log-prob.
-        return token_scalars(critic, input_ids, attention_mask)[:, -T - 1: -1]
 
     # ---- one iteration --------------------------------------------------------------------
 
