@@ -207,8 +207,8 @@ def test_shared_prompts_give_the_same_logprobs_entropies_and_grads(setup):
         torch.testing.assert_close(g_s[name], g[name], atol=1e-5, rtol=1e-4)
 
 
-def test_shared_prompts_call_the_model_on_distinct_prompts_only(setup, monkeypatch):
-    model, p, r, ids, am, mask, T = setup
+def spy_forward(monkeypatch, model) -> list:
+    """The input_ids shape of every call of ``model``'s forward from now on (the list fills)."""
     calls = []
     real = type(model).forward
 
@@ -218,6 +218,12 @@ def test_shared_prompts_call_the_model_on_distinct_prompts_only(setup, monkeypat
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(type(model), "forward", spy)
+    return calls
+
+
+def test_shared_prompts_call_the_model_on_distinct_prompts_only(setup, monkeypatch):
+    model, p, r, ids, am, mask, T = setup
+    calls = spy_forward(monkeypatch, model)
     order = torch.tensor([0, 0, 0, 0, 2, 2, 2, 2])   # two groups of four
     token_logprobs(model, ids[order], am[order], T, share_prompts=True)
     P = ids.shape[1] - T
@@ -242,15 +248,7 @@ def test_shared_prompts_give_the_critics_values_and_grads(setup, monkeypatch):
     ids2, am2, m2 = ids[order], am[order], mask[order].float()
     plain = response_scalars(critic, ids2, am2, T)
     torch.testing.assert_close(plain, token_scalars(critic, ids2, am2)[:, -T - 1: -1])
-    calls = []
-    real = type(critic).forward
-
-    @functools.wraps(real)
-    def spy(self, *args, **kwargs):
-        calls.append(tuple(kwargs["input_ids"].shape))
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(critic), "forward", spy)
+    calls = spy_forward(monkeypatch, critic)
     shared = response_scalars(critic, ids2, am2, T, share_prompts=True)
     assert calls == [(3, ids.shape[1] - T), (6, T)]
     assert shared.dtype == torch.float32 and shared.shape == (6, T)

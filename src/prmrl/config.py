@@ -203,9 +203,9 @@ class PPOConfig:
     """how the update's minibatches are drawn: "answer" (answers shuffled one by one), "prompt"
     (a prompt's answers shuffled together and kept in one minibatch and micro-batch, whose
     prompts are then computed once, in the actor's, the critic's and the reference's passes:
-    PPO's shape + update 4.9 -> 3.9-4.5 s (bench_ppo.py, one run against two) and GRPO's
-    forward + backward 1.54 -> 1.35 s per
-    256-answer batch on the embedded task; as verl's mini-batches hold whole groups);
+    per 256-answer batch on the embedded task, PPO's shape + update 4.9 -> 3.9-4.5 s
+    (bench_ppo.py, one run against two) and GRPO's forward + backward 1.54 -> 1.35 s; as
+    verl's mini-batches hold whole groups);
     "auto": "prompt" when minibatch_size is a multiple of samples_per_prompt, else "answer".
     "prompt" needs minibatch_size a multiple of samples_per_prompt, and rounds the micro-batch
     down to whole groups (16 answers with groups of 3: 15). Before 2026-12-03 gae drew answer by
