@@ -138,8 +138,8 @@ def test_every_stop_token_of_the_checkpoint_ends_an_answer():
 
 def test_the_growing_kv_cache_samples_what_transformers_dynamic_cache_samples(monkeypatch):
     """Rows stop at different budgets (the batch is compacted), each prompt is repeated (its
-    cache too), and the cache outgrows its first buffer (64 positions): tokens and log-probs
-    equal sampling with ``DynamicCache``, bit for bit."""
+    cache too), and the cache holds up to 120 new positions in the room reserved for them:
+    tokens and log-probs equal sampling with ``DynamicCache``, bit for bit."""
     from transformers import DynamicCache
 
     import prmrl.models.sampler as sampler
@@ -148,7 +148,7 @@ def test_the_growing_kv_cache_samples_what_transformers_dynamic_cache_samples(mo
     prompts = [f"Start with {a}. (a) 2 more." for a in range(6)]
     budgets = [90, 3, 40, 7, 120, 20]
     runs = []
-    for cache in (sampler.growing_cache, DynamicCache):
+    for cache in (sampler.growing_cache, lambda capacity=None: DynamicCache()):
         monkeypatch.setattr(sampler, "growing_cache", cache)
         runs.append(sample_tokens(model, tok, prompts, n=3, budgets=budgets, seed=5, logprobs=True))
     (ids, lengths, truncated, lp), (ids2, lengths2, truncated2, lp2) = runs
@@ -157,10 +157,13 @@ def test_the_growing_kv_cache_samples_what_transformers_dynamic_cache_samples(mo
     assert torch.equal(ids, ids2) and truncated == truncated2 and torch.equal(lp, lp2)
 
 
-def test_the_growing_cache_layer_holds_what_it_was_given():
+@pytest.mark.parametrize("capacity", [None, 8, 75])
+def test_the_growing_cache_layer_holds_what_it_was_given(capacity):
+    """Without a capacity the room doubles from 64; with too small a one (8) it doubles from
+    there; with the exact one (75) the first buffer is the only one."""
     from prmrl.models.sampler import growing_cache
 
-    cache = growing_cache()
+    cache = growing_cache(capacity)
     k0, v0 = torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
     cache.update(k0, v0, 0)
     cache.batch_repeat_interleave(2)
@@ -170,8 +173,15 @@ def test_the_growing_cache_layer_holds_what_it_was_given():
     want_k = torch.cat([k0.repeat_interleave(2, 0), *[k for k, _ in steps]], dim=2)
     want_v = torch.cat([v0.repeat_interleave(2, 0), *[v for _, v in steps]], dim=2)
     assert torch.equal(keys, want_k) and torch.equal(values, want_v) and cache.get_seq_length() == 75
+    room = cache.layers[0]._kbuf.shape[2]
+    assert room == {None: 130, 8: 130, 75: 75}[capacity]   # doubling: 64, then 2 x 65
     cache.batch_select_indices(torch.tensor([3, 0]))
     assert torch.equal(cache.layers[0].keys, want_k[[3, 0]]) and cache.get_seq_length() == 75
+    assert cache.layers[0]._kbuf.shape[2] == room          # the room is kept, filled part copied
+    k, v = torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 4)
+    keys, values = cache.update(k, v, 0)
+    assert torch.equal(keys, torch.cat([want_k[[3, 0]], k], dim=2))
+    assert torch.equal(values, torch.cat([want_v[[3, 0]], v], dim=2))
 
 
 @pytest.mark.needs_shared("tokenizers/qwen2.5-math-instruct/tokenizer.json")

@@ -114,7 +114,8 @@ def sample_tokens(model, tokenizer, prompts: Sequence[str], *, n: int = 1, budge
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                             add_special_tokens=False)
             mask = enc["attention_mask"].to(device)                                    # (B, P)
-            cache = growing_cache()     # filled in place by every forward below
+            # Filled in place by every forward below, with room for the longest answer at once.
+            cache = growing_cache(mask.shape[1] + max(budget[i] for i in idx))
             out = model(input_ids=enc["input_ids"].to(device), attention_mask=mask,
                         position_ids=position_ids_from_mask(mask), use_cache=True, logits_to_keep=1,
                         **{cache_kw: cache})
@@ -181,14 +182,16 @@ def _decode_attention(model, device):
         model.set_attn_implementation(impl)
 
 
-def growing_cache():
+def growing_cache(capacity: int | None = None):
     """A KV cache like transformers' ``DynamicCache`` whose layers append into buffers with
-    spare room (capacity doubling) instead of concatenating the whole cache at every decoded
-    token: the same keys and values, without copying O(length) memory per step."""
+    spare room instead of concatenating the whole cache at every decoded token: the same keys
+    and values, without copying O(length) memory per step. ``capacity``: the most positions a
+    row will hold (prompt + token budget), reserved at once; beyond it (or without it) the room
+    doubles as needed."""
     from transformers import DynamicCache
 
     cache = DynamicCache()
-    cache.layer_class_to_replicate = _growing_layer_class()
+    cache.layer_class_to_replicate = functools.partial(_growing_layer_class(), capacity=capacity)
     return cache
 
 
@@ -201,13 +204,17 @@ def _growing_layer_class():
         ``values`` are views of the filled part, so ``get_seq_length`` and the attention see
         exactly what ``DynamicLayer`` would give them."""
 
+        def __init__(self, capacity: int | None = None, **kwargs):
+            super().__init__(**kwargs)
+            self._capacity = capacity
+
         def lazy_initialization(self, key_states, value_states) -> None:
             super().lazy_initialization(key_states, value_states)
             self._kbuf = self._vbuf = None
             self._n = 0
 
         def _reserve(self, k: torch.Tensor, v: torch.Tensor, need: int) -> None:
-            cap = max(2 * need, 64)
+            cap = self._capacity if self._capacity and need <= self._capacity else max(2 * need, 64)
             kb = k.new_empty((*k.shape[:2], cap, k.shape[-1]))
             vb = v.new_empty((*v.shape[:2], cap, v.shape[-1]))
             if self._n:
@@ -244,8 +251,15 @@ def _growing_layer_class():
                 self._rebuild(self.keys.repeat_interleave(repeats, 0), self.values.repeat_interleave(repeats, 0))
 
         def batch_select_indices(self, indices: torch.Tensor) -> None:
+            # Only the filled part is copied, into fresh buffers with the same room: indexing
+            # whole buffers copied their unused room too (3-8x the bytes while decoding).
             if self.get_seq_length() > 0:
-                self._kbuf, self._vbuf = self._kbuf[indices], self._vbuf[indices]
+                n = self._n
+                kb = self._kbuf.new_empty((len(indices), *self._kbuf.shape[1:]))
+                vb = self._vbuf.new_empty((len(indices), *self._vbuf.shape[1:]))
+                torch.index_select(self._kbuf[:, :, :n], 0, indices, out=kb[:, :, :n])
+                torch.index_select(self._vbuf[:, :, :n], 0, indices, out=vb[:, :, :n])
+                self._kbuf, self._vbuf = kb, vb
                 self._views()
 
         def crop(self, tokens_to_remove: int) -> None:
