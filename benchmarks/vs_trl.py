@@ -5,9 +5,13 @@
     make bench-trl BENCH_ARGS="--rounds 3"
 
 TRL is an optional extra, pinned (``pip install -e .[bench]``: trl==1.16.0); without it this
-prints one line saying so and exits 2. Each round runs three measurements, each in a fresh
-subprocess of the same interpreter (so one framework's allocator, thread pools and lazy state do
-not touch the other's), the order rotated from round to round:
+prints one line saying so and exits 2. Each round runs three measurements, each in its own
+fresh subprocess of the same interpreter (so one framework's allocator, thread pools and lazy
+state do not touch the other's), in lockstep: all three load, then take turns cycle by cycle
+(cycle c of each, one at a time, the others blocked on a pipe and idle, the order rotated with c
+and the round), so that the machine's speed, which drifts by a third over minutes on a shared
+host, is the same for the cycles compared. (Until 2026-12-03 the three measurements of a round
+ran one after the other, a minute or more apart.)
 
     trl    TRL ``GRPOTrainer``
     grpo   prmrl critic-free: ppo.advantage=grpo ppo.kl_mode=loss (GRPO's k3 KL loss)
@@ -137,6 +141,23 @@ def _threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+# ---- the turn protocol: the parent says when each worker may run its next cycle ----------------
+
+def _ready() -> None:
+    print("READY", flush=True)
+
+
+def _wait_turn() -> None:
+    """Block until the parent gives this worker its turn (a line on stdin): the other workers
+    are then idle, blocked here too."""
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("vs_trl worker: the parent went away")
+
+
+def _cycle_done() -> None:
+    print("CYCLE", flush=True)
+
+
 # ---- workers (one per subprocess) ---------------------------------------------------------------
 
 def worker_prmrl(mode: str, args) -> dict:
@@ -157,9 +178,11 @@ def worker_prmrl(mode: str, args) -> dict:
     phases = ["generate", "score", "shape", "advantages", "update", "metrics"]
     totals = dict.fromkeys(phases, 0.0)
     cycles = []
+    _ready()
     for it in range(args.warmup + args.cycles):
         qs = qs_all[it * PROMPTS:(it + 1) * PROMPTS]
         gs = gs_all[it * PROMPTS:(it + 1) * PROMPTS]
+        _wait_turn()
         start = _snap()
         t = [start[0]]
         b = trainer.generate(qs, gs)
@@ -175,6 +198,9 @@ def worker_prmrl(mode: str, args) -> dict:
         trainer.rollout_metrics(b)                 # what fit() logs each iteration
         end = _snap()
         t.append(end[0])
+        _cycle_done()
+        if it == args.warmup + args.cycles - 1:
+            _wait_turn()                           # idle until every framework's last cycle is done
         if it < args.warmup:
             continue
         for i, ph in enumerate(phases):
@@ -210,15 +236,25 @@ def worker_trl(args) -> dict:
                             "tokens": sum(len(c) for c in completion_ids)})
         return [None if g is None else float(g) for g in task.grade_batch(completions, gold)]
 
+    starts: list[tuple] = []
     ends: list[tuple] = []
 
     class CycleClock(TrainerCallback):
+        """A cycle runs from its turn to its STEPS-th optimizer step; between cycles TRL waits
+        for its next turn here (the clock stopped)."""
+
         def on_train_begin(self, a, state, control, **kw):
-            ends.append(_snap())
+            _ready()
+            _wait_turn()
+            starts.append(_snap())
 
         def on_step_end(self, a, state, control, **kw):
             if state.global_step % STEPS == 0:
                 ends.append(_snap())
+                _cycle_done()
+                _wait_turn()           # after the last cycle: idle until every framework is done
+                if len(ends) < n_cycles:
+                    starts.append(_snap())
 
     with tempfile.TemporaryDirectory(prefix="vs_trl-") as out:
         gcfg = GRPOConfig(
@@ -251,10 +287,10 @@ def worker_trl(args) -> dict:
         trainer._generate_and_score_completions = timed("generate_and_score",
                                                         trainer._generate_and_score_completions)
         trainer.train()
-    if len(ends) != n_cycles + 1 or len(generations) != n_cycles:
-        raise RuntimeError(f"TRL ran {len(ends) - 1} cycles / {len(generations)} generations, "
+    if len(ends) != n_cycles or len(starts) != n_cycles or len(generations) != n_cycles:
+        raise RuntimeError(f"TRL ran {len(ends)} cycles / {len(generations)} generations, "
                            f"{n_cycles} expected")
-    cycles = [_cycle(ends[i], ends[i + 1], **generations[i]) for i in range(args.warmup, n_cycles)]
+    cycles = [_cycle(starts[i], ends[i], **generations[i]) for i in range(args.warmup, n_cycles)]
     gen = sum(spent["generate"][args.warmup:])
     gas = sum(spent["generate_and_score"][args.warmup:])
     wall = sum(c["seconds"] for c in cycles)
@@ -271,7 +307,7 @@ def _wait_policy(args) -> str:
     return os.environ.get("OMP_WAIT_POLICY") or "unset (OpenMP's default)"
 
 
-def run_one(fw: str, args, policy: str) -> dict:
+def _start(fw: str, args, policy: str, errors) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                TOKENIZERS_PARALLELISM="false",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -279,12 +315,59 @@ def run_one(fw: str, args, policy: str) -> dict:
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--policy", policy,
            "--threads", str(args.threads), "--warmup", str(args.warmup), "--cycles", str(args.cycles)]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-    if p.returncode != 0 or not lines:
-        sys.stderr.write(p.stdout[-4000:] + p.stderr[-4000:])
-        raise SystemExit(f"{LABELS[fw]}: the measurement failed (exit {p.returncode})")
-    res = json.loads(lines[-1][len("RESULT "):])
+    return subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=errors, text=True, bufsize=1)
+
+
+def _read_until(fw: str, p: subprocess.Popen, tag: str, lines: list[str], errors) -> None:
+    """Read the worker's stdout until a line starting with ``tag`` (kept in ``lines``)."""
+    while True:
+        line = p.stdout.readline()
+        if not line:
+            p.wait()
+            errors.seek(0)
+            sys.stderr.write("".join(lines)[-4000:] + errors.read()[-4000:])
+            raise SystemExit(f"{LABELS[fw]}: the measurement failed (exit {p.returncode})")
+        lines.append(line)
+        if line.startswith(tag):
+            return
+
+
+def run_round(r: int, args, policy: str) -> dict[str, dict]:
+    """One round: a fresh process per framework, all loaded, then cycle by cycle in turn (cycle
+    c: each framework runs its c-th cycle while the others wait, the order rotated with c), so
+    the frameworks' cycles sit side by side in time and a machine that speeds up or slows down
+    does so for all of them."""
+    procs, outs, errs = {}, {}, {}
+    try:
+        for fw in FRAMEWORKS:
+            errs[fw] = tempfile.TemporaryFile("w+")
+            procs[fw], outs[fw] = _start(fw, args, policy, errs[fw]), []
+        for fw in FRAMEWORKS:
+            _read_until(fw, procs[fw], "READY", outs[fw], errs[fw])
+        for c in range(args.warmup + args.cycles):
+            k = (r + c) % len(FRAMEWORKS)
+            for fw in FRAMEWORKS[k:] + FRAMEWORKS[:k]:
+                procs[fw].stdin.write("go\n")
+                procs[fw].stdin.flush()
+                _read_until(fw, procs[fw], "CYCLE", outs[fw], errs[fw])
+        for fw in FRAMEWORKS:                 # all cycles done: let them finish and report
+            procs[fw].stdin.write("go\n")
+            procs[fw].stdin.flush()
+        results = {}
+        for fw in FRAMEWORKS:
+            _read_until(fw, procs[fw], "RESULT ", outs[fw], errs[fw])
+            procs[fw].wait()
+            results[fw] = _summary(json.loads(outs[fw][-1][len("RESULT "):]))
+        return results
+    finally:
+        for fw, p in procs.items():
+            if p.poll() is None:
+                p.kill()
+            errs[fw].close()
+
+
+def _summary(res: dict) -> dict:
     secs = sum(c["seconds"] for c in res["cycles"])
     res["completions_per_s"] = sum(c["completions"] for c in res["cycles"]) / secs
     res["tokens_per_s"] = sum(c["tokens"] for c in res["cycles"]) / secs
@@ -306,7 +389,7 @@ def table(results: dict[str, list[dict]], args, policy: str, trl_version: str) -
            f"{STEPS} optimizer steps of {MB}, <= {MAX_NEW} new tokens, T = {TEMPERATURE}, beta = {BETA}, "
            f"lr {LR:g}, CPU float32, {args.threads} thread(s), OMP_WAIT_POLICY {_wait_policy(args)}; "
            f"{args.warmup} warm-up + {args.cycles} timed cycles per measurement, {rounds} round(s), "
-           f"each measurement its own process"]
+           f"each measurement its own process, the three taking turns cycle by cycle"]
     hdr = f"{'':<12}{'':<14}" + "".join(f"{'round ' + str(r + 1):>9}" for r in range(rounds)) + \
         f"{'min':>9}{'median':>9}{'max':>9}"
     out.append(hdr)
@@ -327,6 +410,12 @@ def table(results: dict[str, list[dict]], args, policy: str, trl_version: str) -
         for key, unit in (("completions_per_s", "completions/s"), ("tokens_per_s", "tokens/s")):
             xs = [a[key] / b[key] for a, b in zip(results[fw], results["trl"])]
             out.append(row(f"{LABELS[fw].split()[1]}/TRL", unit, xs, ".2f"))
+    for fw in ("grpo", "ppo"):
+        xs = [(a["completions"] / a["seconds"]) / (b["completions"] / b["seconds"])
+              for ra, rb in zip(results[fw], results["trl"]) for a, b in zip(ra["cycles"], rb["cycles"])]
+        lo, md, hi = mmm(xs)
+        out.append(f"{LABELS[fw].split()[1] + '/TRL':<12}completions/s, cycle by cycle ({len(xs)} pairs "
+                   f"side by side): min {lo:.2f}, median {md:.2f}, max {hi:.2f}")
     out.append(f"others' cores: CPU the rest of the machine ({os.cpu_count()} CPUs) used during the timed "
                f"cycles (/proc/stat less the measurement's own); 0 on a quiet machine")
     out.append("where the time goes (s per cycle, mean over rounds):")
@@ -377,9 +466,7 @@ def main() -> None:
         policy = str(run_sft(load_config(None, ["run.progress=false"])))
     results: dict[str, list[dict]] = {fw: [] for fw in FRAMEWORKS}
     for r in range(args.rounds):
-        order = FRAMEWORKS[r % 3:] + FRAMEWORKS[:r % 3]      # rotated: no framework always first
-        for fw in order:
-            res = run_one(fw, args, policy)
+        for fw, res in run_round(r, args, policy).items():
             results[fw].append(res)
             print(f"round {r + 1} {LABELS[fw]:<11} {res['completions_per_s']:6.1f} completions/s "
                   f"{res['tokens_per_s']:7.0f} tokens/s   other processes: "
