@@ -199,13 +199,12 @@ def worker_prmrl(mode: str, args) -> dict:
         end = _snap()
         t.append(end[0])
         _cycle_done()
-        if it == args.warmup + args.cycles - 1:
-            _wait_turn()                           # idle until every framework's last cycle is done
         if it < args.warmup:
             continue
         for i, ph in enumerate(phases):
             totals[ph] += t[i + 1] - t[i]
         cycles.append(_cycle(start, end, len(b), int(b.response_mask.sum())))
+    _wait_turn()                                   # idle until every framework's last cycle is done
     return {"cycles": cycles, "phases": totals, "threads": torch.get_num_threads()}
 
 
@@ -410,7 +409,6 @@ def table(results: dict[str, list[dict]], args, policy: str, trl_version: str) -
         for key, unit in (("completions_per_s", "completions/s"), ("tokens_per_s", "tokens/s")):
             xs = [a[key] / b[key] for a, b in zip(results[fw], results["trl"])]
             out.append(row(f"{LABELS[fw].split()[1]}/TRL", unit, xs, ".2f"))
-    for fw in ("grpo", "ppo"):
         xs = [(a["completions"] / a["seconds"]) / (b["completions"] / b["seconds"])
               for ra, rb in zip(results[fw], results["trl"]) for a, b in zip(ra["cycles"], rb["cycles"])]
         lo, md, hi = mmm(xs)
