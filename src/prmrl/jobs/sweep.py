@@ -151,15 +151,25 @@ def format_sweep(report: dict) -> str:
 
 
 def _machine() -> str:
+    """The CPU as /proc/cpuinfo names it, with its family and model numbers (two CPUs that
+    report the same name, "AMD EPYC", can differ in float order: the same seed gave two SFT
+    policies on two such hosts), and the core count."""
     import platform
 
     cpu = platform.processor() or platform.machine()
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in info:
+                    info[key] = value.strip()
+                if not line.strip() and info:
                     break
     except OSError:
         pass
+    cpu = info.get("model name", cpu)
+    if "cpu family" in info and "model" in info:
+        cpu += f" (family {info['cpu family']}, model {info['model']})"
     return f"{cpu}, {os.cpu_count()} cores"
