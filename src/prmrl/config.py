@@ -330,8 +330,12 @@ class RMConfig:
     (``prmrl.rm.train.dense_positions``), not just the step's last token"""
     bon_n: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     """Best-of-N: the N reported (answers are sampled once, max(bon_n) per problem)"""
-    bon_temperature: float = 1.0
-    """Best-of-N: sampling temperature of the N answers per problem"""
+    bon_temperature: float = 0.7
+    """Best-of-N: sampling temperature of the N answers per problem. 0.7: at T = 1 a policy
+    that imitates its corpus's slips samples too many wrong answers for a vote; on machine (C),
+    1350-step SFT policies, seeds 0 / 1: majority@16 0.814 / 0.740 against greedy 0.776 / 0.792
+    at T = 1, 0.790 / 0.802 at 0.7 (same reward models; PRM-min@16 0.944 / 0.840 at T = 1,
+    0.952 / 0.838 at 0.7)"""
     bon_problems: int = 500
     """Best-of-N: held-out problems"""
 
