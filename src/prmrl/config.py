@@ -130,8 +130,8 @@ class SFTConfig:
     (C), seed 1 at 900 steps slipped on 14% of its greedy answers (300 test problems, step
     checker: 70% of greedy answers and 21% of samples right at every step); at 1350 greedy
     0.792 and sampling 0.448 over the 500, and over seeds 0-3 greedy 0.776-0.798 (README,
-    "prmrl demo"). 900 x 32 rows left no greedy error of
-    copying the wrong operation on two seeds, where 600 x 64 left 9-13%"""
+    "prmrl demo"). 900 x 32 rows left no greedy error of copying the wrong operation on two
+    seeds, where 600 x 64 left 9-13%"""
     batch_size: int = 32
     """SFT: (question, answer) rows per optimizer step"""
     lr: float = 2.5e-3

@@ -165,7 +165,7 @@ def _machine() -> str:
                 key = key.strip()
                 if key in ("model name", "cpu family", "model") and key not in info:
                     info[key] = value.strip()
-                if not line.strip() and info:
+                if len(info) == 3:          # the first processor's three lines
                     break
     except OSError:
         pass
